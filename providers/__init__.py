@@ -1,0 +1,1 @@
+"""Offer sources: the bundled snapshot, and (later) one live adapter module per cloud."""

@@ -1,0 +1,49 @@
+"""Shared fixtures: the bundled facts, and builders for offers and specs with explicit defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arbitrage.facts import Facts, load_facts
+from arbitrage.jobspec import AcceleratorChoice, JobSpec, Work
+from arbitrage.offers import Offer
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_CATALOG = ROOT.parent / "shared" / "catalog-snapshot"
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def facts() -> Facts:
+    return load_facts()
+
+
+def make_offer(**overrides: Any) -> Offer:
+    """An 8xH100 on-demand+spot offer in aws/us-east-1 unless overridden."""
+    base: dict[str, Any] = dict(
+        provider="aws", region="us-east-1", zone=None, instance_type="p5.48xlarge", accelerator="H100",
+        gpus_per_node=8, gpu_memory_gb=80.0, vcpus=192.0, ram_gb=2048.0, on_demand_usd_per_hour=40.0,
+        spot_usd_per_hour=16.0, interconnect="efa", interconnect_gbps=3200.0, source="snapshot",
+        as_of="2026-11-01", price_ref="test",
+    )
+    base.update(overrides)
+    return Offer(**base)
+
+
+def make_spec(**overrides: Any) -> JobSpec:
+    """An 8xH100, 1-node, 64 GPU-hour on-demand job unless overridden."""
+    base: dict[str, Any] = dict(
+        name="t", accelerators=(AcceleratorChoice("H100", 8),), num_nodes=1,
+        work=Work(gpu_hours=64.0, reference="H100"),
+    )
+    base.update(overrides)
+    return JobSpec(**base)
+
+
+def replace(obj: Any, **changes: Any) -> Any:
+    return dataclasses.replace(obj, **changes)
