@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from arbitrage.facts import EgressPath, Facts
-from arbitrage.jobspec import DataLocation, JobSpec
 from arbitrage.offers import Offer
+
+if TYPE_CHECKING:  # typing only: keeps pydantic (via jobspec) out of the cost model's imports
+    from arbitrage.facts import EgressPath, Facts
+    from arbitrage.jobspec import DataLocation, JobSpec
 
 # A segment expected to need over a million attempts never finishes in practice (and expm1 overflows ~709).
 _MAX_EXPONENT = math.log(1e6)

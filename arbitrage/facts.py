@@ -8,7 +8,6 @@ them by dropping a file of the same name into ``$GPUARB_CONFIG_DIR/facts/`` (def
 from __future__ import annotations
 
 import csv
-import difflib
 import fnmatch
 import math
 import os
@@ -138,6 +137,8 @@ class Facts:
 
     def suggest_gpu(self, name: str) -> str | None:
         """The closest known GPU name to a misspelt one, for 'did you mean' hints."""
+        import difflib  # only on the error path
+
         names = sorted(self.gpus)
         lowered = {n.lower(): n for n in names}
         match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
@@ -150,20 +151,34 @@ class Facts:
         except KeyError:
             raise DataError(f"gpus.csv: no facts for accelerator '{name}'") from None
 
+    @cached_property
+    def _instance_facts(self) -> dict[tuple[str, str], tuple[str, float, str | None]]:
+        """Memo of (provider, instance type) -> (fabric, Gbit/s, GPU variant); glob matching is slow."""
+        return {}
+
+    def _lookup(self, provider: str, instance_type: str) -> tuple[str, float, str | None]:
+        key = (provider, instance_type)
+        found = self._instance_facts.get(key)
+        if found is None:
+            fabric, gbps = "none", 0.0
+            for rule in self.interconnect_rules:
+                if rule.provider == provider and fnmatch.fnmatchcase(instance_type, rule.instance_glob):
+                    fabric, gbps = rule.interconnect, rule.gbps
+                    break
+            variant = next((v.gpu_model for v in self.variant_rules if v.provider == provider
+                            and fnmatch.fnmatchcase(instance_type, v.instance_glob)), None)
+            found = self._instance_facts[key] = (fabric, gbps, variant)
+        return found
+
     def gpu_model_for(self, provider: str, instance_type: str, accelerator: str) -> str:
         """The exact GPU variant of an instance type (H100-PCIE...), else its accelerator name."""
-        for rule in self.variant_rules:
-            if rule.provider == provider and fnmatch.fnmatchcase(instance_type, rule.instance_glob):
-                return rule.gpu_model
-        return accelerator
+        return self._lookup(provider, instance_type)[2] or accelerator
 
     # -- Interconnect and scaling ------------------------------------------------------------
     def interconnect_for(self, provider: str, instance_type: str) -> tuple[str, float]:
         """(fabric, node-to-node Gbit/s) for an instance type; ('none', 0) when no rule matches."""
-        for rule in self.interconnect_rules:
-            if rule.provider == provider and fnmatch.fnmatchcase(instance_type, rule.instance_glob):
-                return rule.interconnect, rule.gbps
-        return "none", 0.0
+        fabric, gbps, _ = self._lookup(provider, instance_type)
+        return fabric, gbps
 
     def scaling_efficiency(self, gbps: float, nodes: int) -> float:
         """Fraction of linear speed-up kept when spreading over ``nodes`` at ``gbps`` per node."""

@@ -7,12 +7,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from arbitrage.costmodel import CostBreakdown, Placement, estimate
-from arbitrage.facts import Facts
-from arbitrage.jobspec import JobSpec
 from arbitrage.offers import Offer
+
+if TYPE_CHECKING:
+    from arbitrage.facts import Facts
+    from arbitrage.jobspec import JobSpec
 
 Objective = Literal["cost", "time"]
 

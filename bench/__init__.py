@@ -1,0 +1,1 @@
+"""gpuarb benchmarks: `python -m bench` measures and rewrites BENCHMARKS.md."""

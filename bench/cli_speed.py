@@ -1,0 +1,87 @@
+"""CLI start-up and planning speed: median wall time of fresh `gpuarb` processes, plus in-process planning."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = "jobspecs/llama3-8b-finetune.yaml"
+
+COMMANDS: list[tuple[str, list[str], float | None]] = [
+    ("gpuarb --help", ["--help"], 0.3),
+    ("gpuarb prices --gpu H100", ["prices", "--gpu", "H100"], None),
+    (f"gpuarb plan {SPEC}", ["plan", SPEC], 0.5),
+    (f"gpuarb plan {SPEC} --format json", ["plan", SPEC, "--format", "json"], 0.5),
+]
+
+
+def _gpuarb() -> list[str]:
+    exe = shutil.which("gpuarb")
+    return [exe] if exe else [sys.executable, "-m", "arbitrage.cli"]
+
+
+def time_process(args: list[str], runs: int) -> list[float]:
+    """Wall seconds of ``runs`` fresh processes (after one warm-up run for the OS file cache)."""
+    cmd = _gpuarb() + args
+    env = {**os.environ, "COLUMNS": "200"}
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False, env=env)
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False, env=env)
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def time_in_process(runs: int) -> tuple[float, float, int]:
+    """(median seconds to load the snapshot, median seconds to plan, offers) inside one process."""
+    from arbitrage.facts import load_facts
+    from arbitrage.jobspec import read_jobspec
+    from arbitrage.planner import plan
+    from providers.snapshot import load_snapshot
+
+    facts = load_facts()
+    spec = read_jobspec(str(ROOT / SPEC), facts)
+    loads, plans, offers = [], [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        offers = load_snapshot(facts)
+        t1 = time.perf_counter()
+        plan(spec, offers, facts, datetime.now(timezone.utc))
+        t2 = time.perf_counter()
+        loads.append(t1 - t0)
+        plans.append(t2 - t1)
+    return statistics.median(loads), statistics.median(plans), len(offers)
+
+
+def run(runs: int = 7) -> str:
+    """Markdown section with the results."""
+    lines = [
+        "## CLI speed",
+        "",
+        f"Median wall time of {runs} fresh processes each (one warm-up run first), bundled snapshot.",
+        "",
+        "| command | median s | min s | max s | target s | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, args, target in COMMANDS:
+        samples = time_process(args, runs)
+        median = statistics.median(samples)
+        verdict = "-" if target is None else ("ok" if median < target else "MISSED")
+        lines.append(f"| `{label}` | {median:.3f} | {min(samples):.3f} | {max(samples):.3f} | "
+                     f"{'-' if target is None else target} | {verdict} |")
+    load_s, plan_s, offers = time_in_process(runs)
+    lines += [
+        "",
+        f"In-process (median of {runs}): loading the snapshot ({offers} offers) takes {load_s * 1000:.1f} ms, "
+        f"planning `{SPEC}` over it takes {plan_s * 1000:.1f} ms. The rest of a `plan` process is Python start-up "
+        "and imports (typer, rich, pydantic).",
+    ]
+    return "\n".join(lines) + "\n"
