@@ -80,8 +80,8 @@ def guarded(func: F) -> F:
         except KeyboardInterrupt:
             typer.echo("gpuarb: interrupted", err=True)
             raise typer.Exit(130) from None
-        except BrokenPipeError:
-            sys.stderr.close()
+        except BrokenPipeError:  # `gpuarb ... | head`: stop quietly (recipe from the Python docs)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
         except Exception as exc:  # a bug: still one line, traceback only on request
             if os.environ.get("GPUARB_DEBUG"):
