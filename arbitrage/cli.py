@@ -53,6 +53,25 @@ class PlanFormat(str, Enum):
     json = "json"
 
 
+class SourceChoice(str, Enum):
+    auto = "auto"
+    live = "live"
+    cache = "cache"
+    snapshot = "snapshot"
+
+
+_SOURCE_HELP = ("Where prices come from: auto (fresh cache, else live, else snapshot, per provider), live, cache, "
+                "snapshot. Default: $GPUARB_SOURCE or auto.")
+
+
+def _default_source() -> SourceChoice:
+    value = os.environ.get("GPUARB_SOURCE", "auto").lower()
+    try:
+        return SourceChoice(value)
+    except ValueError:
+        raise SpecError(f"GPUARB_SOURCE: unknown source {value!r} (auto, live, cache, snapshot)") from None
+
+
 class ObjectiveChoice(str, Enum):
     cost = "cost"
     time = "time"
@@ -103,10 +122,30 @@ def _facts() -> Facts:
     return load_facts()
 
 
-def _offers(facts: Facts) -> list[Offer]:
+def _offers(facts: Facts, source: SourceChoice | None, providers: tuple[str, ...] = ()) -> list[Offer]:
+    """Offers from the chosen source; fallbacks and skipped providers are reported on stderr."""
+    import fnmatch
+
     from providers.snapshot import load_snapshot
 
-    return load_snapshot(facts)
+    snapshot = load_snapshot(facts)
+    mode = source or _default_source()
+    if mode is SourceChoice.snapshot:
+        return snapshot
+    from providers.base import FetchContext
+    from providers.fetch import collect_offers
+
+    names = None
+    if providers:
+        from providers.registry import ADAPTER_MODULES
+        known = {o.provider for o in snapshot} | set(ADAPTER_MODULES)
+        names = [n for n in known if any(fnmatch.fnmatchcase(n, p.lower()) for p in providers)]
+    ctx = FetchContext(facts=facts, now=datetime.now(timezone.utc), env=dict(os.environ))
+    offers, statuses = collect_offers(snapshot, mode.value, ctx, names)
+    for status in statuses:
+        if status.level != "ok" and (status.level == "warning" or mode is not SourceChoice.auto):
+            typer.echo(f"gpuarb: {status.level}: {status.message}", err=True)
+    return offers
 
 
 def _catalog_provenance(offers: list[Offer]) -> dict[str, Any]:
@@ -172,6 +211,8 @@ def prices(
     provider: Annotated[list[str], typer.Option("--provider", "-p", help="Provider id or glob (repeatable).")] = [],  # noqa: B006
     region: Annotated[list[str], typer.Option("--region", "-r", help="Region glob, e.g. 'us-*' (repeatable).")] = [],  # noqa: B006
     fmt: Annotated[PriceFormat, typer.Option("--format", "-f", case_sensitive=False)] = PriceFormat.table,
+    source: Annotated[SourceChoice | None, typer.Option("--source", "-s", case_sensitive=False,
+                                                        help=_SOURCE_HELP)] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=0,
                                               help="Rows to show (0 = all). Default: 30 for table/markdown, "
                                                    "all for json/csv.")] = None,
@@ -183,7 +224,7 @@ def prices(
     facts = _facts()
     query = OfferQuery(gpus=_canonical_gpus(gpu, facts), count=count, spot=spot,
                        providers=_check_providers(provider), regions=tuple(region))
-    matching = sort_by_price(filter_offers(_offers(facts), query), spot)
+    matching = sort_by_price(filter_offers(_offers(facts, source, query.providers), query), spot)
     if limit is None:
         limit = 30 if fmt in (PriceFormat.table, PriceFormat.markdown) else 0
     shown = matching[:limit] if limit else matching
@@ -211,6 +252,8 @@ def plan(
     objective: Annotated[ObjectiveChoice, typer.Option("--objective", "-o", case_sensitive=False,
                                                        help="cost: cheapest expected total; time: "
                                                             "earliest finish within budget.")] = ObjectiveChoice.cost,
+    source: Annotated[SourceChoice | None, typer.Option("--source", "-s", case_sensitive=False,
+                                                        help=_SOURCE_HELP)] = None,
     now: Annotated[str | None, typer.Option("--now", help="Plan as of this ISO-8601 time (default: now).",
                                             hidden=True)] = None,
 ) -> None:
@@ -222,7 +265,7 @@ def plan(
     facts = _facts()
     spec = read_jobspec(job, facts)
     moment = _parse_now(now)
-    offers = _offers(facts)
+    offers = _offers(facts, source, spec.providers_allow or ())
     result = make_plan(spec, offers, facts, moment, objective.value)
     catalog = _catalog_provenance(offers)
 
@@ -267,6 +310,77 @@ def _print_plan_table(result: Any, top: int, catalog: dict[str, Any]) -> None:
         for line in render.rejection_lines(result):
             console.print(Text(line))
     console.print(Text(f"Prices: {render.provenance_line(catalog)}", style="dim"))
+
+
+@app.command()
+@guarded
+def providers(
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch live prices now from every provider "
+                                                             "with credentials (updates the cache).")] = False,
+    fmt: Annotated[PlanFormat, typer.Option("--format", "-f", case_sensitive=False)] = PlanFormat.table,
+) -> None:
+    """List price sources: adapter, credentials found, last refresh, offer counts, last failure."""
+    import json
+
+    from arbitrage.offers import PROVIDER_TIERS
+    from providers import cache
+    from providers.base import FetchContext
+    from providers.registry import ADAPTER_MODULES, get_adapter
+    from providers.snapshot import load_snapshot
+
+    facts = _facts()
+    snapshot = load_snapshot(facts)
+    env = dict(os.environ)
+    if refresh:
+        from providers.fetch import collect_offers
+
+        ctx = FetchContext(facts=facts, now=datetime.now(timezone.utc), env=env)
+        for status in collect_offers(snapshot, "live", ctx)[1]:
+            if status.message:
+                typer.echo(f"gpuarb: {status.level}: {status.message}", err=True)
+    directory = cache.cache_dir(env)
+    ctx = FetchContext(facts=facts, now=datetime.now(timezone.utc), env=env)
+    rows = []
+    for name in sorted(set(PROVIDER_TIERS) | set(ADAPTER_MODULES)):
+        entry = cache.read(directory, name)
+        row: dict[str, Any] = {
+            "provider": name, "tier": PROVIDER_TIERS.get(name, "owned"),
+            "adapter": name in ADAPTER_MODULES, "credentials": None, "credentials_hint": None,
+            "last_refresh": entry.fetched_at.isoformat(timespec="seconds") if entry and entry.fetched_at else None,
+            "cached_offers": len(entry.offers) if entry else 0,
+            "snapshot_offers": sum(1 for o in snapshot if o.provider == name),
+            "last_failure": entry.failure if entry and entry.failed_at else None,
+        }
+        if name in ADAPTER_MODULES:
+            try:
+                adapter = get_adapter(name)
+                row["credentials"] = adapter.has_credentials(ctx)
+                row["credentials_hint"] = adapter.credentials_hint
+                row["ttl_seconds"] = adapter.ttl_seconds
+            except ModuleNotFoundError as exc:
+                row["credentials_hint"] = f"adapter unavailable: {exc.name} not installed"
+        rows.append(row)
+    if fmt is PlanFormat.json:
+        typer.echo(json.dumps({"cache_dir": str(directory), "providers": rows}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Price sources (cache: {directory})", title_justify="left", header_style="bold")
+    for head in ("Provider", "Tier", "Live adapter", "Credentials", "Last refresh", "Cached", "Snapshot",
+                 "Last failure"):
+        table.add_column(head)
+    for r in rows:
+        hint = r["credentials_hint"] or ""
+        if r["credentials"] is None:
+            creds = hint or "-"
+        elif not r["credentials"]:
+            creds = f"missing: {hint}"
+        else:
+            creds = "not needed" if hint.startswith("none needed") else "found"
+        table.add_row(r["provider"], r["tier"], "yes" if r["adapter"] else "no (snapshot only)", creds,
+                      r["last_refresh"] or "never", str(r["cached_offers"]), str(r["snapshot_offers"]),
+                      r["last_failure"] or "")
+    _console().print(table)
 
 
 @app.command()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,3 +49,9 @@ def make_spec(**overrides: Any) -> JobSpec:
 
 def replace(obj: Any, **changes: Any) -> Any:
     return dataclasses.replace(obj, **changes)
+
+
+# Tests never reach a real cloud: the CLI defaults to the bundled snapshot and a private cache
+# unless a test asks for another source explicitly.
+os.environ.setdefault("GPUARB_SOURCE", "snapshot")
+os.environ.setdefault("GPUARB_CACHE_DIR", tempfile.mkdtemp(prefix="gpuarb-test-cache-"))

@@ -1,0 +1,35 @@
+"""Which adapter module serves which provider. A new provider is one module plus one line here.
+
+Modules are imported only when a live/cache refresh needs them, so the CLI stays fast.
+Providers without a price API (CoreWeave publishes a list; Nebius and Hyperbolic come from the
+SkyPilot catalogs) are served by the bundled snapshot alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from providers.base import Adapter
+
+ADAPTER_MODULES: dict[str, str] = {
+    "azure": "providers.azure",
+}
+
+
+def get_adapter(name: str) -> Adapter:
+    """The adapter for a provider id (its module's ADAPTER object)."""
+    module = importlib.import_module(ADAPTER_MODULES[name])
+    return module.ADAPTER
+
+
+def available() -> list[str]:
+    """Provider ids whose adapter module is installed in this tree."""
+    out = []
+    for name, module in ADAPTER_MODULES.items():
+        try:
+            importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            continue
+        if importlib.util.find_spec(module) is not None:
+            out.append(name)
+    return out

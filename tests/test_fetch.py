@@ -1,0 +1,130 @@
+"""Source selection per provider: fresh cache, live, stale cache, snapshot; and the cache's safety."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from arbitrage.facts import load_facts
+from providers import cache
+from providers.azure import PATH
+from providers.base import FetchContext
+from providers.fetch import FAILURE_COOLDOWN_S, collect_offers
+from providers.snapshot import load_snapshot
+
+FIXTURE = Path(__file__).parent / "fixtures" / "azure" / "page2.json"
+T0 = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+
+
+def context(server: HTTPServer, tmp_path: Path, now: datetime = T0) -> FetchContext:
+    return FetchContext(facts=load_facts(), now=now, env={"GPUARB_CACHE_DIR": str(tmp_path)},
+                        endpoints={"azure": server.url_for("").rstrip("/")}, retries=1, backoff_s=0.01,
+                        max_backoff_s=0.02, timeout_s=1.0)
+
+
+def run(server: HTTPServer, tmp_path: Path, mode: str, now: datetime = T0) -> tuple[list[Any], Any]:
+    facts = load_facts()
+    offers, statuses = collect_offers(load_snapshot(facts), mode, context(server, tmp_path, now), ["azure"])
+    return offers, statuses[0]
+
+
+def serve_ok(server: HTTPServer) -> None:
+    server.expect_request(PATH).respond_with_json(json.loads(FIXTURE.read_text()))
+
+
+def test_live_fetch_replaces_snapshot_and_fills_cache(httpserver: HTTPServer, tmp_path: Path) -> None:
+    serve_ok(httpserver)
+    offers, status = run(httpserver, tmp_path, "live")
+    assert status.used == "live" and status.offers == len(offers) == 2
+    assert {o.source for o in offers} == {"live"}
+    entry = cache.read(tmp_path, "azure")
+    assert entry is not None and entry.fetched_at == T0 and len(entry.offers) == 2
+    assert {o.source for o in entry.offers} == {"cache"}
+
+
+def test_auto_uses_fresh_cache_without_calling_the_api(httpserver: HTTPServer, tmp_path: Path) -> None:
+    serve_ok(httpserver)
+    run(httpserver, tmp_path, "live")
+    calls = len(httpserver.log)
+    offers, status = run(httpserver, tmp_path, "auto", T0 + timedelta(hours=1))
+    assert status.used == "cache" and len(httpserver.log) == calls
+    assert all(o.source == "cache" and o.as_of.startswith("2026-11-23T12") for o in offers)
+
+
+def test_auto_refreshes_a_stale_cache(httpserver: HTTPServer, tmp_path: Path) -> None:
+    serve_ok(httpserver)
+    run(httpserver, tmp_path, "live")
+    _, status = run(httpserver, tmp_path, "auto", T0 + timedelta(days=2))
+    assert status.used == "live"
+
+
+def test_bad_fetch_never_overwrites_the_cache_and_falls_back_to_it(httpserver: HTTPServer, tmp_path: Path) -> None:
+    serve_ok(httpserver)
+    run(httpserver, tmp_path, "live")
+    before = (tmp_path / "offers-azure.json").read_text()
+    httpserver.clear()
+    httpserver.expect_request(PATH).respond_with_data("{broken", content_type="application/json")
+    offers, status = run(httpserver, tmp_path, "live", T0 + timedelta(days=1))
+    assert status.used == "cache" and status.level == "warning"
+    assert "azure: live fetch failed (invalid JSON" in status.message and "using cached prices" in status.message
+    assert len(offers) == 2
+    entry = cache.read(tmp_path, "azure")
+    assert entry is not None and entry.fetched_at == T0 and len(entry.offers) == 2 and entry.failure
+    assert json.loads(before)["offers"] == json.loads((tmp_path / "offers-azure.json").read_text())["offers"]
+
+
+def test_failure_without_cache_falls_back_to_snapshot(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request(PATH).respond_with_data("down", status=500)
+    offers, status = run(httpserver, tmp_path, "live")
+    assert status.used == "snapshot" and status.level == "warning" and "HTTP 500" in status.message
+    assert offers and all(o.source == "snapshot" for o in offers)
+
+
+def test_auto_pauses_after_a_failure(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request(PATH).respond_with_data("down", status=503)
+    run(httpserver, tmp_path, "auto")
+    calls = len(httpserver.log)
+    _, status = run(httpserver, tmp_path, "auto", T0 + timedelta(seconds=FAILURE_COOLDOWN_S // 2))
+    assert len(httpserver.log) == calls and "retrying after" in status.message
+    run(httpserver, tmp_path, "auto", T0 + timedelta(seconds=FAILURE_COOLDOWN_S + 1))
+    assert len(httpserver.log) > calls
+
+
+def test_cache_mode_and_snapshot_mode_make_no_calls(httpserver: HTTPServer, tmp_path: Path) -> None:
+    _, status = run(httpserver, tmp_path, "cache")
+    assert status.used == "snapshot" and "no cached prices" in status.message
+    _, status = run(httpserver, tmp_path, "snapshot")
+    assert status.used == "snapshot"
+    assert len(httpserver.log) == 0
+
+
+def test_corrupt_cache_file_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "offers-azure.json").write_text("{not json")
+    assert cache.read(tmp_path, "azure") is None
+
+
+def test_providers_without_an_adapter_stay_on_the_snapshot(httpserver: HTTPServer, tmp_path: Path) -> None:
+    facts = load_facts()
+    offers, statuses = collect_offers(load_snapshot(facts), "live", context(httpserver, tmp_path), ["nebius"])
+    assert statuses[0].used == "snapshot" and offers and all(o.provider == "nebius" for o in offers)
+
+
+@pytest.mark.parametrize("mode", ["auto", "live"])
+def test_cli_warns_on_stderr_and_still_answers(httpserver: HTTPServer, tmp_path: Path, monkeypatch, mode) -> None:
+    from typer.testing import CliRunner
+
+    from arbitrage.cli import app
+
+    httpserver.expect_request(PATH).respond_with_data("denied", status=403)  # not retried: keeps the test fast
+    monkeypatch.setenv("GPUARB_CACHE_DIR", str(tmp_path))
+    import providers.azure as azure
+
+    monkeypatch.setattr(azure, "DEFAULT_URL", httpserver.url_for("").rstrip("/"))
+    result = CliRunner().invoke(app, ["prices", "-g", "H100", "-p", "azure", "-s", mode, "-f", "json"])
+    assert result.exit_code == 0
+    assert "gpuarb: warning: azure: live fetch failed" in result.output
