@@ -7,7 +7,7 @@ every provider gets a `ProviderStatus` (what was used, how old, and why) for the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -37,98 +37,113 @@ class ProviderStatus:
     message: str = ""
 
 
-async def _fetch_live(adapter: Adapter, ctx: FetchContext, deadline_s: float) -> list[Offer]:
-    try:
-        return await asyncio.wait_for(adapter.fetch(ctx), timeout=deadline_s)
-    except TimeoutError:
-        raise ProviderError(adapter.name, f"no answer within {deadline_s:g}s") from None
+Result = tuple[list[Offer], ProviderStatus]
+Level = Literal["ok", "info", "warning"]
 
 
-async def _one(name: str, mode: SourceMode, ctx: FetchContext, snapshot: list[Offer], directory: Path,
-               deadline_s: float) -> tuple[list[Offer], ProviderStatus]:
-    """Offers for one provider under the given source mode, falling back and saying why."""
+@dataclass
+class _Source:
+    """One provider's inputs: its snapshot offers and cache entry, and how to report each outcome."""
 
-    def from_snapshot(level: Literal["ok", "info", "warning"], message: str,
-                      creds: bool | None) -> tuple[list[Offer], ProviderStatus]:
-        as_of = ", ".join(sorted({o.as_of for o in snapshot})) or "-"
-        used: Literal["snapshot", "none"] = "snapshot" if snapshot else "none"
-        return snapshot, ProviderStatus(name, used, len(snapshot), as_of, creds, level, message)
+    name: str
+    snapshot: list[Offer]
+    entry: cache.CacheEntry | None
 
-    def from_cache(entry: cache.CacheEntry, level: Literal["ok", "info", "warning"], message: str,
-                   creds: bool | None) -> tuple[list[Offer], ProviderStatus]:
-        stamp = entry.fetched_at.isoformat(timespec="seconds") if entry.fetched_at else "-"
-        return list(entry.offers), ProviderStatus(name, "cache", len(entry.offers), stamp, creds, level, message)
+    @property
+    def has_cache(self) -> bool:
+        return self.entry is not None and self.entry.fetched_at is not None and bool(self.entry.offers)
 
+    def from_snapshot(self, level: Level, message: str, creds: bool | None) -> Result:
+        as_of = ", ".join(sorted({o.as_of for o in self.snapshot})) or "-"
+        used: Literal["snapshot", "none"] = "snapshot" if self.snapshot else "none"
+        return self.snapshot, ProviderStatus(self.name, used, len(self.snapshot), as_of, creds, level, message)
+
+    def from_cache(self, level: Level, message: str, creds: bool | None) -> Result:
+        assert self.entry is not None and self.entry.fetched_at is not None
+        stamp = self.entry.fetched_at.isoformat(timespec="seconds")
+        offers = list(self.entry.offers)
+        return offers, ProviderStatus(self.name, "cache", len(offers), stamp, creds, level, message)
+
+    def fallback(self, level: Level, message: str, creds: bool | None) -> Result:
+        """The last good cache if there is one, else the snapshot, with the reason appended."""
+        if self.has_cache:
+            return self.from_cache(level, f"{message}; using cached prices", creds)
+        return self.from_snapshot(level, f"{message}; using the bundled snapshot", creds)
+
+
+def _decide(source: _Source, mode: SourceMode, ctx: FetchContext) -> Result | Adapter:
+    """Answer from cache/snapshot without touching the network, or return the adapter to call live."""
+    name, entry = source.name, source.entry
     if mode == "snapshot" or name not in ADAPTER_MODULES:
-        return from_snapshot("ok", "", None)
-
-    entry = cache.read(directory, name)
-    has_cache = entry is not None and entry.fetched_at is not None and bool(entry.offers)
+        return source.from_snapshot("ok", "", None)
     try:
         adapter = get_adapter(name)
     except ModuleNotFoundError as exc:  # an adapter whose SDK extra is not installed
-        return from_snapshot("info", f"{name}: adapter unavailable ({exc.name} not installed)", None)
-
+        return source.from_snapshot("info", f"{name}: adapter unavailable ({exc.name} not installed)", None)
     if mode == "cache":
-        if has_cache:
-            assert entry is not None
-            return from_cache(entry, "ok", "", None)
-        return from_snapshot("info", f"{name}: no cached prices; using the bundled snapshot", None)
-
-    age = entry.age_seconds(ctx.now) if has_cache and entry is not None else None
-    if mode == "auto" and age is not None and age <= adapter.ttl_seconds:
+        if source.has_cache:
+            return source.from_cache("ok", "", None)
+        return source.from_snapshot("info", f"{name}: no cached prices; using the bundled snapshot", None)
+    if mode == "auto" and source.has_cache:
         assert entry is not None
-        return from_cache(entry, "ok", "", None)
-
-    creds = adapter.has_credentials(ctx)
-    if not creds:
-        message = f"{name}: no credentials ({adapter.credentials_hint}); using " + (
-            "cached prices" if has_cache else "the bundled snapshot")
-        if has_cache:
-            assert entry is not None
-            return from_cache(entry, "info", message, False)
-        return from_snapshot("info", message, False)
-
+        age = entry.age_seconds(ctx.now)
+        if age is not None and age <= adapter.ttl_seconds:
+            return source.from_cache("ok", "", None)
+    if not adapter.has_credentials(ctx):
+        return source.fallback("info", f"{name}: no credentials ({adapter.credentials_hint})", False)
     if (mode == "auto" and entry is not None and entry.failed_at is not None
             and (ctx.now - entry.failed_at).total_seconds() < FAILURE_COOLDOWN_S
             and (entry.fetched_at is None or entry.failed_at > entry.fetched_at)):
         pause = FAILURE_COOLDOWN_S // 60
-        reason = f"{name}: last live fetch failed ({entry.failure}); retrying after a {pause} min pause"
-        if has_cache:
-            return from_cache(entry, "warning", reason + "; using cached prices", True)
-        return from_snapshot("warning", reason + "; using the bundled snapshot", True)
+        return source.fallback("warning", f"{name}: last live fetch failed ({entry.failure}); "
+                                          f"retrying after a {pause} min pause", True)
+    return adapter
 
+
+async def _live(source: _Source, adapter: Adapter, ctx: FetchContext, directory: Path, deadline_s: float) -> Result:
+    """Fetch live; on success replace the cache, on failure record it and fall back."""
+    name = source.name
     try:
-        offers = await _fetch_live(adapter, ctx, deadline_s)
+        try:
+            offers = await asyncio.wait_for(adapter.fetch(ctx), timeout=deadline_s)
+        except TimeoutError:
+            raise ProviderError(name, f"no answer within {deadline_s:g}s") from None
         if not offers:
             raise ProviderError(name, "returned no GPU offers")
     except (ProviderError, MissingCredentials) as exc:
         reason = str(exc).removeprefix(f"{name}: ")
         cache.record_failure(directory, name, ctx.now, reason)
-        if has_cache:
-            assert entry is not None
-            return from_cache(entry, "warning", f"{name}: live fetch failed ({reason}); using cached prices", True)
-        return from_snapshot("warning", f"{name}: live fetch failed ({reason}); using the bundled snapshot", True)
+        return source.fallback("warning", f"{name}: live fetch failed ({reason})", True)
     cache.write_offers(directory, name, offers, ctx.now)
-    stamp = ctx.now.isoformat(timespec="seconds")
-    return offers, ProviderStatus(name, "live", len(offers), stamp, True)
+    return offers, ProviderStatus(name, "live", len(offers), ctx.now.isoformat(timespec="seconds"), True)
 
 
-async def _gather(names: list[str], mode: SourceMode, ctx: FetchContext, snapshot: Mapping[str, list[Offer]],
-                  directory: Path, deadline_s: float) -> list[tuple[list[Offer], ProviderStatus]]:
-    tasks = [_one(n, mode, ctx, snapshot.get(n, []), directory, deadline_s) for n in names]
-    return list(await asyncio.gather(*tasks))
+async def _gather(jobs: list[tuple[_Source, Adapter]], ctx: FetchContext, directory: Path,
+                  deadline_s: float) -> list[Result]:
+    return list(await asyncio.gather(*(_live(s, a, ctx, directory, deadline_s) for s, a in jobs)))
 
 
 def collect_offers(snapshot: Iterable[Offer], mode: SourceMode, ctx: FetchContext,
                    providers: Iterable[str] | None = None,
                    deadline_s: float = 60.0) -> tuple[list[Offer], list[ProviderStatus]]:
-    """Offers from every provider (or the named ones) under `mode`, fetched concurrently."""
+    """Offers from every provider (or the named ones) under `mode`; live fetches run concurrently."""
     by_provider: dict[str, list[Offer]] = {}
     for offer in snapshot:
         by_provider.setdefault(offer.provider, []).append(offer)
     names = sorted(set(providers) if providers is not None else set(by_provider) | set(ADAPTER_MODULES))
     directory = cache.cache_dir(ctx.env)
-    results = asyncio.run(_gather(names, mode, ctx, by_provider, directory, deadline_s))
-    offers = [o for batch, _ in results for o in batch]
-    return offers, [status for _, status in results]
+    results: dict[str, Result] = {}
+    jobs: list[tuple[_Source, Adapter]] = []
+    for name in names:
+        source = _Source(name, by_provider.get(name, []),
+                         cache.read(directory, name) if name in ADAPTER_MODULES and mode != "snapshot" else None)
+        decided = _decide(source, mode, ctx)
+        if isinstance(decided, tuple):
+            results[name] = decided
+        else:
+            jobs.append((source, decided))
+    if jobs:  # only now pay for an event loop and HTTP clients
+        for (source, _), result in zip(jobs, asyncio.run(_gather(jobs, ctx, directory, deadline_s)), strict=True):
+            results[source.name] = result
+    ordered = [results[n] for n in names]
+    return [o for batch, _ in ordered for o in batch], [status for _, status in ordered]

@@ -6,11 +6,12 @@ import asyncio
 import email.utils
 import json
 from datetime import datetime, timezone
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from providers.base import FetchContext, ProviderError
+
+if TYPE_CHECKING:
+    import httpx
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -39,6 +40,8 @@ async def request_json(client: httpx.AsyncClient, ctx: FetchContext, provider: s
 
     Honors Retry-After (capped at ctx.max_backoff_s); raises ProviderError with a one-line reason.
     """
+    import httpx
+
     attempt = 0
     while True:
         attempt += 1
@@ -80,6 +83,8 @@ def _short(url: str) -> str:
 
 def new_client(ctx: FetchContext) -> httpx.AsyncClient:
     """An AsyncClient with gpuarb's user agent and the context's timeout."""
+    import httpx
+
     from arbitrage import __version__
 
     return httpx.AsyncClient(timeout=ctx.timeout_s, headers={"User-Agent": f"gpuarb/{__version__}"},
