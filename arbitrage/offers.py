@@ -19,6 +19,7 @@ PROVIDER_TIERS: dict[str, str] = {
     "runpod": "specialised",
     "hyperbolic": "marketplace",
     "vast": "marketplace",
+    "onprem": "owned",
 }
 PROVIDERS = tuple(PROVIDER_TIERS)
 

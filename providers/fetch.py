@@ -80,6 +80,8 @@ def _decide(source: _Source, mode: SourceMode, ctx: FetchContext) -> Result | Ad
         adapter = get_adapter(name)
     except ModuleNotFoundError as exc:  # an adapter whose SDK extra is not installed
         return source.from_snapshot("info", f"{name}: adapter unavailable ({exc.name} not installed)", None)
+    if adapter.ttl_seconds <= 0:  # a local source (owned capacity): always read, never cached
+        source.entry = entry = None
     if mode == "cache":
         if source.has_cache:
             return source.from_cache("ok", "", None)
@@ -112,9 +114,11 @@ async def _live(source: _Source, adapter: Adapter, ctx: FetchContext, directory:
             raise ProviderError(name, "returned no GPU offers")
     except (ProviderError, MissingCredentials) as exc:
         reason = str(exc).removeprefix(f"{name}: ")
-        cache.record_failure(directory, name, ctx.now, reason)
+        if adapter.ttl_seconds > 0:
+            cache.record_failure(directory, name, ctx.now, reason)
         return source.fallback("warning", f"{name}: live fetch failed ({reason})", True)
-    cache.write_offers(directory, name, offers, ctx.now)
+    if adapter.ttl_seconds > 0:
+        cache.write_offers(directory, name, offers, ctx.now)
     return offers, ProviderStatus(name, "live", len(offers), ctx.now.isoformat(timespec="seconds"), True)
 
 

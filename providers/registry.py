@@ -13,6 +13,7 @@ from providers.base import Adapter
 
 ADAPTER_MODULES: dict[str, str] = {
     "azure": "providers.azure",
+    "onprem": "providers.onprem",
 }
 
 
