@@ -12,7 +12,11 @@ import importlib
 from providers.base import Adapter
 
 ADAPTER_MODULES: dict[str, str] = {
+    "gcp": "providers.gcp",
     "azure": "providers.azure",
+    "lambda": "providers.lambda_cloud",
+    "runpod": "providers.runpod",
+    "vast": "providers.vast",
     "onprem": "providers.onprem",
 }
 

@@ -1,0 +1,151 @@
+"""Lambda Cloud On-Demand prices and live capacity from the Lambda Cloud API.
+
+Docs: https://docs-api.lambda.ai/api/cloud ("List available instance types"), served from
+https://cloud.lambda.ai (the older host cloud.lambdalabs.com still answers; the current docs and
+Lambda's own examples use cloud.lambda.ai). Auth: the API key from ``LAMBDA_API_KEY`` sent as
+``Authorization: Bearer <key>``, the method the docs recommend (Basic auth with the key as user
+name also works). One unpaginated GET returns every instance type:
+
+    {"data": {"<name>": {"instance_type": {"name", "description", "gpu_description",
+                                           "price_cents_per_hour", "specs": {"vcpus", "memory_gib",
+                                           "storage_gib", "gpus"}},
+                         "regions_with_capacity_available": [{"name", "description"}]}}}
+
+What this adapter returns: what can be bought *now* - one offer per (instance type, region listed
+in ``regions_with_capacity_available``). An instance type sold out everywhere yields no offer
+(the bundled snapshot still lists Lambda's whole catalogue for planning). Prices are USD per
+instance-hour (``price_cents_per_hour / 100``); Lambda has no spot product, so spot is empty.
+CPU-only types (``specs.gpus == 0``) and GPUs the fact tables do not know are skipped.
+The GPU comes from ``gpu_description`` ('H100 (80 GB SXM5)', 'A100 (40 GB SXM4)'), else the
+description or the type name; H100 PCIe vs SXM is left to gpu_variants.csv (``gpu_*_h100_pcie``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from arbitrage.offers import Offer
+from providers.base import FetchContext, MissingCredentials, ProviderError, make_live_offer
+from providers.http import new_client, request_json
+
+NAME = "lambda"
+DEFAULT_URL = "https://cloud.lambda.ai"
+PATH = "/api/v1/instance-types"
+ENV_KEY = "LAMBDA_API_KEY"
+
+# Families in the order they are tried (first match wins), on upper-cased text with '_'/'-' as spaces.
+_FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), name) for p, name in (
+    (r"\bGH200\b", "GH200"),
+    (r"\bB300\b", "B300"),
+    (r"\bB200\b", "B200"),
+    (r"\bH200\b", "H200"),
+    (r"\bH100\b", "H100"),
+    (r"\bA100\b", "A100"),
+    (r"\bA10\b", "A10"),
+    (r"\bA6000\b", "A6000"),
+    # Lambda's 'RTX 6000' / gpu_1x_rtx6000 is the 24 GB Quadro RTX 6000 (Turing), not the RTX 6000 Ada.
+    (r"\bRTX ?6000\b(?! ?ADA)", "RTX6000"),
+    (r"\bV100\b", "V100"),
+    (r"\bL40S\b", "L40S"),
+    (r"\bL4\b", "L4"),
+    (r"\bT4\b", "T4"),
+))
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*GB\b")
+
+
+def gpu_from_text(ctx: FetchContext, *texts: str) -> tuple[str, float | None] | None:
+    """(canonical accelerator, GPU memory in GB or None) from Lambda's GPU wording, first text that parses."""
+    for text in texts:
+        if not text:
+            continue
+        upper = re.sub(r"[_\-]", " ", text.upper())
+        found = _MEMORY.search(upper)
+        memory = float(found.group(1)) if found else None
+        for pattern, family in _FAMILIES:
+            if not pattern.search(upper):
+                continue
+            if family == "A100" and memory is not None and memory >= 60:
+                family = "A100-80GB"
+            if family == "RTX6000" and memory is not None and memory > 32:
+                return None  # a 48 GB 'RTX 6000' would be the Ada part, which the fact tables do not cost
+            canonical = ctx.facts.canonical_gpu(family)
+            return (canonical, memory) if canonical else None
+    return None
+
+
+def _number(value: Any) -> float | None:
+    """A finite JSON number, else None (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+class LambdaAdapter:
+    """Lambda Cloud API adapter (On-Demand instances with capacity now)."""
+
+    name = NAME
+    ttl_seconds = 900  # capacity comes and goes within minutes
+    credentials_hint = f"set {ENV_KEY} (Lambda Cloud API key, cloud.lambda.ai/api-keys)"
+
+    def has_credentials(self, ctx: FetchContext) -> bool:
+        """True when LAMBDA_API_KEY is set and non-empty."""
+        return bool(ctx.env.get(ENV_KEY, "").strip())
+
+    async def fetch(self, ctx: FetchContext) -> list[Offer]:
+        """One offer per (instance type, region with capacity now)."""
+        key = ctx.env.get(ENV_KEY, "").strip()
+        if not key:
+            raise MissingCredentials(NAME, f"{ENV_KEY} is not set")
+        base = ctx.endpoints.get(NAME, DEFAULT_URL).rstrip("/")
+        async with new_client(ctx) as client:
+            body = await request_json(client, ctx, NAME, "GET", f"{base}{PATH}",
+                                      headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
+        return build_offers(ctx, body)
+
+
+def build_offers(ctx: FetchContext, body: Any) -> list[Offer]:
+    """The instance-types response -> live offers; raises ProviderError on a malformed answer."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        raise ProviderError(NAME, f"API error {error.get('code', '?')}: {error.get('message', '')}".strip())
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        raise ProviderError(NAME, "response has no 'data' object")
+    offers: list[Offer] = []
+    for key, item in sorted(body["data"].items()):
+        if not isinstance(item, dict) or not isinstance(item.get("instance_type"), dict):
+            raise ProviderError(NAME, f"instance type {key!r} has no 'instance_type' object")
+        itype = item["instance_type"]
+        name = str(itype.get("name") or key)
+        specs = itype.get("specs")
+        if not isinstance(specs, dict):
+            raise ProviderError(NAME, f"instance type {name!r} has no 'specs' object")
+        gpus = _number(specs.get("gpus"))
+        if gpus is None or gpus < 0 or gpus != int(gpus):
+            raise ProviderError(NAME, f"instance type {name!r} has a non-integer specs.gpus")
+        if gpus == 0:
+            continue  # CPU-only instance
+        cents = _number(itype.get("price_cents_per_hour"))
+        if cents is None or cents < 0:
+            raise ProviderError(NAME, f"instance type {name!r} has a non-numeric price_cents_per_hour")
+        regions = item.get("regions_with_capacity_available")
+        if not isinstance(regions, list):
+            raise ProviderError(NAME, f"instance type {name!r} has no 'regions_with_capacity_available' list")
+        gpu = gpu_from_text(ctx, str(itype.get("gpu_description") or ""), str(itype.get("description") or ""),
+                            name)
+        if gpu is None:
+            continue  # a GPU the fact tables cannot cost
+        accelerator, memory = gpu
+        region_names = sorted({str(r.get("name")) for r in regions if isinstance(r, dict) and r.get("name")})
+        for region in region_names:
+            offers.append(make_live_offer(
+                ctx, provider=NAME, region=region, instance_type=name, accelerator=accelerator,
+                gpus_per_node=int(gpus), gpu_memory_gb=memory, vcpus=_number(specs.get("vcpus")),
+                ram_gb=_number(specs.get("memory_gib")), on_demand_usd_per_hour=cents / 100, spot_usd_per_hour=None,
+                price_ref=f"Lambda Cloud API GET {PATH}: {name} price_cents_per_hour={cents:g}, capacity in {region}",
+            ))
+    return offers
+
+
+ADAPTER = LambdaAdapter()

@@ -1,0 +1,430 @@
+"""GCP adapter: Cloud Billing Catalog SKUs -> machine offers, against a loopback server (pytest-httpserver)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from providers import gcp
+from providers.base import Adapter, FetchContext, MissingCredentials, ProviderError
+from providers.skypilot_catalog import GCP_HOST_FOR
+from tests.conftest import NOW
+
+FIXTURES = Path(__file__).parent / "fixtures" / "gcp"
+PATH = f"/v1/services/{gcp.SERVICE_ID}/skus"
+FIRST = {"currencyCode": "USD", "pageSize": "5000"}
+SECOND = {**FIRST, "pageToken": "page-2"}
+KEY_ENV = {"GPUARB_GCP_API_KEY": "test-key"}
+
+# The fixture's unit prices (USD per hour, or per GiB-hour for RAM), written out for the hand computations.
+A2_CORE, A2_RAM, A100 = 0.031611, 0.004237, 2.933908
+A2_CORE_SPOT, A2_RAM_SPOT, A100_SPOT = 0.009483, 0.001271, 1.17
+A3_CORE, A3_RAM, H100 = 0.03222, 0.002817, 11.06
+A3_CORE_SPOT, A3_RAM_SPOT, H100_SPOT = 0.01008, 0.000881, 2.253
+A3PLUS_CORE, A3PLUS_RAM, H100_MEGA = 0.026924, 0.002344, 10.344276
+B200_SLICE, B200_SLICE_SPOT = 11.277, 4.0758
+
+
+def page(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def ctx_for(facts, server: HTTPServer | None = None, *, env: dict[str, str] | None = None,
+            **overrides: Any) -> FetchContext:
+    settings: dict[str, Any] = dict(timeout_s=2.0, retries=2, backoff_s=0.0, max_backoff_s=0.0)
+    settings.update(overrides)
+    endpoints = {"gcp": server.url_for("").rstrip("/")} if server else {}
+    return FetchContext(facts=facts, now=NOW, env=KEY_ENV if env is None else env, endpoints=endpoints,
+                        **settings)
+
+
+def fetch(ctx: FetchContext):
+    return asyncio.run(gcp.ADAPTER.fetch(ctx))
+
+
+def serve_both_pages(server: HTTPServer) -> None:
+    server.expect_request(PATH, method="GET", query_string=FIRST).respond_with_json(page("skus_page1.json"))
+    server.expect_request(PATH, method="GET", query_string=SECOND).respond_with_json(page("skus_page2.json"))
+
+
+def calls(server: HTTPServer) -> list[tuple[Request, Response]]:
+    """This adapter's requests in the server log (other tests' abandoned requests may arrive late)."""
+    return [(request, response) for request, response in server.log if request.path == PATH]
+
+
+def by_key(offers) -> dict[tuple[str, str], Any]:
+    out = {(o.instance_type, o.region): o for o in offers}
+    assert len(out) == len(offers), "one offer per instance type and region"
+    return out
+
+
+# ---- the happy path: two pages, parts summed into machines ---------------------------------------------------
+
+
+def test_two_pages_are_fetched_and_priced_as_whole_machines(facts, httpserver: HTTPServer) -> None:
+    serve_both_pages(httpserver)
+    offers = by_key(fetch(ctx_for(facts, httpserver)))
+
+    assert len(calls(httpserver)) == 2  # page 1, then page 2 by its pageToken; no third call
+    assert set(offers) == {
+        *((f"a2-highgpu-{n}g", r) for n in (1, 2, 4, 8) for r in ("us-central1", "us-east1")),
+        ("a2-megagpu-16g", "us-central1"), ("a2-megagpu-16g", "us-east1"),
+        *((f"a3-highgpu-{n}g", "us-central1") for n in (1, 2, 4, 8)),
+        ("a3-megagpu-8g", "us-central1"), ("a4-highgpu-8g", "us-central1"),
+    }
+
+    # a2-highgpu-8g = 96 vCPU x core + 680 GiB x RAM + 8 x A100, by hand from the fixture's unit prices.
+    a2 = offers[("a2-highgpu-8g", "us-central1")]
+    assert a2.on_demand_usd_per_hour == pytest.approx(96 * 0.031611 + 680 * 0.004237 + 8 * 2.933908)
+    assert a2.on_demand_usd_per_hour == pytest.approx(29.38708)
+    assert (a2.accelerator, a2.gpus_per_node, a2.vcpus, a2.ram_gb) == ("A100", 8, 96.0, 680.0)
+    assert (a2.provider, a2.zone, a2.source, a2.as_of) == ("gcp", None, "live", NOW.isoformat(timespec="seconds"))
+    assert (a2.interconnect, a2.gpu_memory_gb) == ("ethernet", 40.0)
+    assert a2.price_ref.startswith(httpserver.url_for(PATH))
+    assert all(s in a2.price_ref for s in ("A2C0-0001-0001", "A2C0-0001-0002", "A100-0001-0001"))
+    # A multi-region SKU prices every region it lists.
+    assert offers[("a2-highgpu-8g", "us-east1")].on_demand_usd_per_hour == pytest.approx(29.38708)
+
+    mega = offers[("a2-megagpu-16g", "us-central1")]
+    assert mega.on_demand_usd_per_hour == pytest.approx(96 * A2_CORE + 1360 * A2_RAM + 16 * A100)
+
+    a3 = offers[("a3-highgpu-8g", "us-central1")]
+    assert a3.on_demand_usd_per_hour == pytest.approx(208 * A3_CORE + 1872 * A3_RAM + 8 * H100)
+    assert a3.spot_usd_per_hour == pytest.approx(208 * A3_CORE_SPOT + 1872 * A3_RAM_SPOT + 8 * H100_SPOT)
+
+    # A3 Mega bills vCPU/RAM at the A3Plus SKUs, and "H100 80GB Plus" is its GPU; no Spot SKUs -> no spot price.
+    a3_mega = offers[("a3-megagpu-8g", "us-central1")]
+    assert a3_mega.accelerator == "H100-MEGA"
+    assert a3_mega.on_demand_usd_per_hour == pytest.approx(208 * A3PLUS_CORE + 1872 * A3PLUS_RAM + 8 * H100_MEGA)
+    assert a3_mega.spot_usd_per_hour is None
+
+
+def test_spot_prices_come_from_the_preemptible_skus(facts, httpserver: HTTPServer) -> None:
+    serve_both_pages(httpserver)
+    offers = by_key(fetch(ctx_for(facts, httpserver)))
+
+    a2 = offers[("a2-highgpu-8g", "us-central1")]
+    assert a2.spot_usd_per_hour == pytest.approx(96 * 0.009483 + 680 * 0.001271 + 8 * 1.17)
+    assert a2.spot_usd_per_hour == pytest.approx(11.134648)
+    one = offers[("a2-highgpu-1g", "us-east1")]
+    assert one.spot_usd_per_hour == pytest.approx(12 * A2_CORE_SPOT + 85 * A2_RAM_SPOT + A100_SPOT)
+    assert one.on_demand_usd_per_hour == pytest.approx(12 * A2_CORE + 85 * A2_RAM + A100)
+
+    # a3-highgpu-1g/2g/4g are sold only as Spot / Flex-start: a spot price, no on-demand one.
+    for n in (1, 2, 4):
+        small = offers[(f"a3-highgpu-{n}g", "us-central1")]
+        assert small.on_demand_usd_per_hour is None
+        assert small.spot_usd_per_hour == pytest.approx(
+            26 * n * A3_CORE_SPOT + 234 * n * A3_RAM_SPOT + n * H100_SPOT)
+
+
+def test_a4_is_priced_by_gpu_slices_including_a_spot_sku_tagged_on_demand(facts, httpserver: HTTPServer) -> None:
+    serve_both_pages(httpserver)
+    a4 = by_key(fetch(ctx_for(facts, httpserver)))[("a4-highgpu-8g", "us-central1")]
+    assert a4.on_demand_usd_per_hour == pytest.approx(8 * B200_SLICE)  # 90.216
+    assert a4.spot_usd_per_hour == pytest.approx(8 * B200_SLICE_SPOT)  # 32.6064
+    assert (a4.accelerator, a4.vcpus, a4.ram_gb, a4.interconnect) == ("B200", 224.0, 3968.0, "roce")
+
+
+def test_a_sku_without_pricing_info_is_skipped_and_its_machines_are_not_offered(facts, httpserver) -> None:
+    # europe-west4 has A2 core/RAM prices but its only GPU SKU (A100 80GB) carries no pricingInfo.
+    serve_both_pages(httpserver)
+    offers = fetch(ctx_for(facts, httpserver))
+    assert not [o for o in offers if o.region == "europe-west4"]
+    assert not [o for o in offers if o.instance_type.startswith("a2-ultragpu")]
+    # H200 has a GPU price but no A3Ultra core/RAM SKUs: a part missing means no offer, not a partial sum.
+    assert not [o for o in offers if o.instance_type == "a3-ultragpu-8g"]
+
+
+def test_request_carries_usd_page_size_and_the_api_key_header(facts, httpserver: HTTPServer) -> None:
+    serve_both_pages(httpserver)
+    fetch(ctx_for(facts, httpserver))
+    first, _ = calls(httpserver)[0]
+    assert first.args.to_dict() == FIRST
+    assert first.headers["X-Goog-Api-Key"] == "test-key"
+    assert "key" not in first.args  # the key stays out of URLs
+    assert first.headers["User-Agent"].startswith("gpuarb/")
+
+
+def test_oauth_access_token_is_sent_as_bearer(facts, httpserver: HTTPServer) -> None:
+    body = page("skus_page2.json")
+    httpserver.expect_request(PATH, query_string=FIRST, headers={"Authorization": "Bearer ya29.token"}) \
+        .respond_with_json(body)
+    offers = fetch(ctx_for(facts, httpserver, env={"GOOGLE_OAUTH_ACCESS_TOKEN": "ya29.token"}))
+    assert {o.instance_type for o in offers} >= {"a3-highgpu-8g", "a4-highgpu-8g"}
+
+
+# ---- failures --------------------------------------------------------------------------------------------
+
+
+def test_non_usd_currency_is_a_provider_error(facts, httpserver: HTTPServer) -> None:
+    body = page("skus_page2.json")
+    body["skus"][4]["pricingInfo"][0]["pricingExpression"]["tieredRates"][0]["unitPrice"]["currencyCode"] = "EUR"
+    httpserver.expect_request(PATH, query_string=FIRST).respond_with_json(body)
+    with pytest.raises(ProviderError, match=r"gcp: SKU H100-0001-0001 is priced in EUR, not USD"):
+        fetch(ctx_for(facts, httpserver))
+
+
+def test_429_then_200_is_retried(facts, httpserver: HTTPServer) -> None:
+    httpserver.expect_oneshot_request(PATH, query_string=FIRST).respond_with_data(
+        "slow down", status=429, headers={"Retry-After": "0"})
+    httpserver.expect_request(PATH, query_string=FIRST).respond_with_json(page("skus_page2.json"))
+    offers = fetch(ctx_for(facts, httpserver))
+    assert [response.status_code for _, response in calls(httpserver)] == [429, 200]
+    assert {o.instance_type for o in offers} >= {"a3-highgpu-8g", "a3-megagpu-8g", "a4-highgpu-8g"}
+
+
+def test_500_forever_gives_up_after_the_retries(facts, httpserver: HTTPServer) -> None:
+    httpserver.expect_request(PATH).respond_with_data("boom", status=500)
+    with pytest.raises(ProviderError, match=r"HTTP 500 .*gave up after 3 attempts") as err:
+        fetch(ctx_for(facts, httpserver, retries=2))
+    assert len(calls(httpserver)) == 3
+    assert "\n" not in str(err.value)
+
+
+def test_invalid_json_is_a_provider_error(facts, httpserver: HTTPServer) -> None:
+    httpserver.expect_request(PATH).respond_with_data("{not json", content_type="application/json")
+    with pytest.raises(ProviderError, match="invalid JSON"):
+        fetch(ctx_for(facts, httpserver))
+
+
+def test_a_body_without_a_skus_list_is_a_provider_error(facts, httpserver: HTTPServer) -> None:
+    httpserver.expect_request(PATH).respond_with_json({"skus": {"oops": 1}})
+    with pytest.raises(ProviderError, match="no 'skus' list"):
+        fetch(ctx_for(facts, httpserver))
+
+
+def test_timeout_is_retried_then_reported(facts, httpserver: HTTPServer) -> None:
+    def slow(_request: Request) -> Response:
+        time.sleep(0.4)
+        return Response(json.dumps(page("skus_page2.json")), content_type="application/json")
+
+    httpserver.expect_request(PATH).respond_with_handler(slow)
+    with pytest.raises(ProviderError, match=r"timed out after 0.1s .*gave up after 2 attempts"):
+        fetch(ctx_for(facts, httpserver, timeout_s=0.1, retries=1))
+    # The single-threaded server is still answering the abandoned requests; let it finish so that their
+    # late responses do not land in the next test's log.
+    deadline = time.monotonic() + 5
+    while len(calls(httpserver)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_http_403_names_the_key_and_is_not_retried(facts, httpserver: HTTPServer) -> None:
+    httpserver.expect_request(PATH).respond_with_data("API key not valid", status=403)
+    with pytest.raises(ProviderError, match=r"HTTP 403 .*check the API key"):
+        fetch(ctx_for(facts, httpserver))
+    assert len(calls(httpserver)) == 1
+
+
+def test_a_repeated_page_token_stops_the_loop(facts, httpserver: HTTPServer) -> None:
+    body = {"skus": [], "nextPageToken": "again"}
+    httpserver.expect_request(PATH).respond_with_json(body)
+    with pytest.raises(ProviderError, match="pagination loop"):
+        fetch(ctx_for(facts, httpserver))
+    assert len(calls(httpserver)) == 2
+
+
+def test_skus_that_price_no_machine_are_an_error_not_an_empty_list(facts, httpserver: HTTPServer) -> None:
+    body = page("skus_page1.json")
+    body["skus"] = [s for s in body["skus"] if s["category"]["resourceGroup"] != "GPU"]
+    body.pop("nextPageToken")
+    httpserver.expect_request(PATH).respond_with_json(body)
+    with pytest.raises(ProviderError, match=r"no GPU machine could be priced from \d+ SKUs"):
+        fetch(ctx_for(facts, httpserver))
+
+
+def test_missing_credentials(facts, httpserver: HTTPServer, monkeypatch) -> None:
+    monkeypatch.setattr(gcp, "_google_auth_available", lambda: True)
+    ctx = ctx_for(facts, httpserver, env={"HOME": "/nonexistent-home-for-gpuarb-tests"})
+    assert gcp.ADAPTER.has_credentials(ctx) is False
+    with pytest.raises(MissingCredentials, match="GPUARB_GCP_API_KEY"):
+        fetch(ctx)
+    assert calls(httpserver) == []
+
+
+# ---- credentials discovery -----------------------------------------------------------------------------------
+
+
+def test_credential_order(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(gcp, "_google_auth_available", lambda: True)
+    both = {"GOOGLE_API_KEY": "generic", "GPUARB_GCP_API_KEY": "ours", "GOOGLE_OAUTH_ACCESS_TOKEN": "tok"}
+    assert gcp.find_auth(both) == gcp._Auth("api_key", "ours")
+    assert gcp.find_auth({"GOOGLE_API_KEY": "generic", "GOOGLE_OAUTH_ACCESS_TOKEN": "tok"}).value == "generic"
+    assert gcp.find_auth({"GOOGLE_OAUTH_ACCESS_TOKEN": " tok "}) == gcp._Auth("token", "tok")
+    assert gcp.find_auth({"GPUARB_GCP_API_KEY": "  "}) is None
+
+
+def test_application_default_credentials_file_counts_only_with_google_auth(monkeypatch, tmp_path) -> None:
+    adc = tmp_path / ".config" / "gcloud" / "application_default_credentials.json"
+    adc.parent.mkdir(parents=True)
+    adc.write_text("{}")
+    explicit = tmp_path / "sa.json"
+    explicit.write_text("{}")
+
+    monkeypatch.setattr(gcp, "_google_auth_available", lambda: True)
+    assert gcp.find_auth({"HOME": str(tmp_path)}) == gcp._Auth("adc", str(adc))
+    assert gcp.find_auth({"CLOUDSDK_CONFIG": str(adc.parent)}) == gcp._Auth("adc", str(adc))
+    assert gcp.find_auth({"GOOGLE_APPLICATION_CREDENTIALS": str(explicit)}) == gcp._Auth("adc", str(explicit))
+    # A named file that does not exist is not silently replaced by gcloud's file.
+    assert gcp.find_auth({"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "gone.json"),
+                          "HOME": str(tmp_path)}) is None
+
+    monkeypatch.setattr(gcp, "_google_auth_available", lambda: False)
+    assert gcp.find_auth({"HOME": str(tmp_path)}) is None
+
+
+def test_adc_token_is_refreshed_in_a_thread_and_sent_with_the_quota_project(facts, httpserver, monkeypatch,
+                                                                             tmp_path) -> None:
+    adc = tmp_path / "sa.json"
+    adc.write_text("{}")
+    calls: list[str] = []
+
+    def fake_adc_token(path: str) -> tuple[str, str | None]:
+        calls.append(path)
+        return "adc-token", "my-project"
+
+    monkeypatch.setattr(gcp, "_google_auth_available", lambda: True)
+    monkeypatch.setattr(gcp, "_adc_token", fake_adc_token)
+    httpserver.expect_request(PATH, headers={"Authorization": "Bearer adc-token",
+                                             "x-goog-user-project": "my-project"}) \
+        .respond_with_json(page("skus_page2.json"))
+    offers = fetch(ctx_for(facts, httpserver, env={"GOOGLE_APPLICATION_CREDENTIALS": str(adc)}))
+    assert calls == [str(adc)] and offers
+
+
+def test_adc_failure_is_a_one_line_provider_error(facts, httpserver, monkeypatch, tmp_path) -> None:
+    adc = tmp_path / "sa.json"
+    adc.write_text("{}")
+
+    def broken(path: str) -> tuple[str, str | None]:
+        raise RuntimeError("Reauthentication is needed.\nPlease run gcloud auth application-default login")
+
+    monkeypatch.setattr(gcp, "_google_auth_available", lambda: True)
+    monkeypatch.setattr(gcp, "_adc_token", broken)
+    with pytest.raises(ProviderError, match=r"Application Default Credentials failed \(RuntimeError: Reauth") as e:
+        fetch(ctx_for(facts, httpserver, env={"GOOGLE_APPLICATION_CREDENTIALS": str(adc)}))
+    assert "\n" not in str(e.value)
+
+
+# ---- SKU interpretation, unit by unit ----------------------------------------------------------------------
+
+
+def sku(description: str, usage: str = "OnDemand", family: str = "Compute", **price: Any) -> dict[str, Any]:
+    unit_price = {"currencyCode": "USD", "units": price.get("units", "1"), "nanos": price.get("nanos", 0)}
+    return {"skuId": price.get("sku_id", "X"), "description": description,
+            "category": {"resourceFamily": family, "resourceGroup": "GPU", "usageType": usage},
+            "serviceRegions": price.get("regions", ["us-central1"]),
+            "pricingInfo": [{"pricingExpression": {"usageUnit": price.get("unit", "h"),
+                                                   "tieredRates": [{"startUsageAmount": 0,
+                                                                    "unitPrice": unit_price}]}}]}
+
+
+@pytest.mark.parametrize(("description", "usage", "expected"), [
+    ("Nvidia Tesla A100 GPU running in Americas", "OnDemand", ("gpu", "A100", False)),
+    ("Nvidia Tesla A100 GPU attached to Spot Preemptible VMs running in Americas", "Preemptible",
+     ("gpu", "A100", True)),
+    ("Nvidia Tesla A100 80GB GPU running in Netherlands", "OnDemand", ("gpu", "A100-80GB", False)),
+    ("Nvidia H100 80GB GPU running in Americas", "OnDemand", ("gpu", "H100", False)),
+    ("Nvidia H100 80GB Mega GPU attached to Spot Preemptible VMs running in Tokyo", "Preemptible",
+     ("gpu", "H100-MEGA", True)),
+    ("Nvidia H100 Mega 80GB GPU running in Americas", "OnDemand", ("gpu", "H100-MEGA", False)),
+    ("Nvidia H100 80GB Plus GPU running in Americas", "OnDemand", ("gpu", "H100-MEGA", False)),
+    ("H200 141GB GPU running in Netherlands", "OnDemand", ("gpu", "H200", False)),
+    ("A4 Nvidia B200 (1 gpu slice) running in Americas", "OnDemand", ("gpu", "B200", False)),
+    ("Spot Preemptible A4 Nvidia B200 (1 gpu slice) running in Americas", "OnDemand", ("gpu", "B200", True)),
+    ("A2 Instance Core running in Americas", "OnDemand", ("core", "a2", False)),
+    ("Spot Preemptible A2 Instance Ram running in Americas", "Preemptible", ("ram", "a2", True)),
+    ("A3 Instance Core running in Americas", "OnDemand", ("core", "a3", False)),
+    ("A3Plus Instance Ram running in Americas", "OnDemand", ("ram", "a3plus", False)),
+    ("A3Ultra Instance Core running in Netherlands", "OnDemand", ("core", "a3ultra", False)),
+    ("  a2  instance   core running in Americas ", "OnDemand", ("core", "a2", False)),
+    # Not used: commitments, reservations, other provisioning models, other machine families.
+    ("Commitment v1: Nvidia Tesla A100 GPU running in Americas for 1 Year", "Commit1Yr", None),
+    ("Commitment v1: A2 Cpu in Americas for 3 Years", "Commit3Yr", None),
+    ("Reserved Nvidia H100 80GB Mega GPU in Americas in Calendar Mode", "OnDemand", None),
+    ("Reserved A2 Ram in Netherlands", "OnDemand", None),
+    ("Nvidia H100 Mega 80GB GPU attached to DWS Defined Duration VMs running in Americas", "OnDemand", None),
+    ("Nvidia Tesla T4 GPU attached to Sole Tenancy VMs running in Americas", "OnDemand", None),
+    ("Nvidia Tesla T4 GPU running in Americas", "OnDemand", None),
+    ("Nvidia L4 GPU running in Frankfurt", "OnDemand", None),
+    ("N1 Predefined Instance Core running in Americas", "OnDemand", None),
+    ("G2 Instance Core running in Americas", "OnDemand", None),
+    ("A2 Sole Tenancy Instance Core running in Americas", "OnDemand", None),
+])
+def test_classify_sku(description: str, usage: str, expected: tuple[str, str, bool] | None) -> None:
+    part = gcp.classify_sku(sku(description, usage))
+    assert (None if part is None else (part.kind, part.key, part.spot)) == expected
+
+
+def test_non_compute_skus_are_ignored() -> None:
+    assert gcp.classify_sku(sku("A2 Instance Core running in Americas", family="Storage")) is None
+    assert gcp.classify_sku({"description": "A2 Instance Core running in Americas"}) is None
+
+
+def test_unit_price_is_units_plus_nanos_of_the_first_tier_of_the_newest_pricing_info() -> None:
+    assert gcp.unit_price_usd(sku("x", units="2", nanos=933908000)) == pytest.approx(2.933908)
+    assert gcp.unit_price_usd(sku("x", units=3, nanos=0)) == 3.0  # int units also accepted
+    tiered = sku("x")
+    tiered["pricingInfo"][0]["pricingExpression"]["tieredRates"] = [
+        {"startUsageAmount": 100, "unitPrice": {"currencyCode": "USD", "units": "0", "nanos": 1}},
+        {"startUsageAmount": 0, "unitPrice": {"currencyCode": "USD", "nanos": 500000000}},
+    ]
+    assert gcp.unit_price_usd(tiered) == 0.5
+    newer = copy.deepcopy(sku("x", units="7"))
+    newer["pricingInfo"].insert(0, sku("x", units="1")["pricingInfo"][0])
+    assert gcp.unit_price_usd(newer) == 7.0
+    assert gcp.unit_price_usd(sku("x", units="0", nanos=0)) == 0.0  # priced at zero; collect_rates drops it
+    assert gcp.unit_price_usd({"skuId": "x"}) is None
+    assert gcp.unit_price_usd({"skuId": "x", "pricingInfo": []}) is None
+    with pytest.raises(ProviderError, match="malformed price"):
+        gcp.unit_price_usd(sku("x", units="two"))
+
+
+def test_rates_convert_per_gb_ram_to_per_gib_and_skip_unknown_units() -> None:
+    rates = gcp.collect_rates([
+        sku("A2 Instance Ram running in Americas", units="0", nanos=4000000, unit="GBy.h", sku_id="gb"),
+        sku("A3 Instance Ram running in Americas", units="0", nanos=4000000, unit="GiBy.mo", sku_id="month"),
+    ])
+    assert rates[("ram", "a2", "us-central1", False)].usd == pytest.approx(0.004 * 2**30 / 1e9)
+    assert ("ram", "a3", "us-central1", False) not in rates
+
+
+def test_a_zero_priced_sku_is_not_a_free_part() -> None:
+    free = sku("Nvidia Tesla A100 GPU running in Americas", units="0", nanos=0)
+    assert gcp.collect_rates([free]) == {}
+
+
+def test_conflicting_skus_keep_the_higher_price_whatever_the_order() -> None:
+    cheap = sku("Nvidia H100 80GB Mega GPU running in Americas", units="4", sku_id="B")
+    dear = sku("Nvidia H100 80GB Plus GPU running in Americas", units="10", sku_id="A")
+    for order in ([cheap, dear], [dear, cheap]):
+        rate = gcp.collect_rates(order)[("gpu", "H100-MEGA", "us-central1", False)]
+        assert (rate.usd, rate.sku_id) == (10.0, "A")
+
+
+# ---- the machine table and the adapter protocol ---------------------------------------------
+
+
+def test_machine_table_covers_every_shape_skypilot_maps() -> None:
+    assert set(gcp.MACHINE_SHAPES) == set(GCP_HOST_FOR.values())
+    # Spot checks against cloud.google.com/compute/docs/accelerator-optimized-machines.
+    shapes = gcp.MACHINE_SHAPES
+    assert (shapes["a2-highgpu-1g"].vcpus, shapes["a2-highgpu-1g"].ram_gb) == (12, 85)
+    assert (shapes["a3-highgpu-8g"].vcpus, shapes["a3-highgpu-8g"].ram_gb) == (208, 1872)
+    assert (shapes["a3-ultragpu-8g"].vcpus, shapes["a3-ultragpu-8g"].ram_gb) == (224, 2952)
+    assert (shapes["a4-highgpu-8g"].vcpus, shapes["a4-highgpu-8g"].ram_gb) == (224, 3968)
+    assert all(s.cpu_ram_family in (None, *gcp._CPU_RAM_FAMILIES.values()) for s in shapes.values())
+    assert set(gcp._GPU_LABELS.values()) == {accel for accel, _count in GCP_HOST_FOR}
+
+
+def test_adapter_protocol() -> None:
+    assert isinstance(gcp.ADAPTER, Adapter)
+    assert (gcp.ADAPTER.name, gcp.ADAPTER.ttl_seconds) == ("gcp", 3600)
