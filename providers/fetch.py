@@ -14,7 +14,7 @@ from typing import Literal
 
 from arbitrage.offers import Offer
 from providers import cache
-from providers.base import Adapter, FetchContext, MissingCredentials, ProviderError
+from providers.base import Adapter, FetchContext, ProviderError
 from providers.registry import ADAPTER_MODULES, get_adapter
 
 SourceMode = Literal["auto", "live", "cache", "snapshot"]
@@ -102,17 +102,31 @@ def _decide(source: _Source, mode: SourceMode, ctx: FetchContext) -> Result | Ad
     return adapter
 
 
+async def _fetch(adapter: Adapter, ctx: FetchContext, deadline_s: float) -> list[Offer]:
+    """The adapter's offers, with every failure turned into ProviderError (ImportError passes through)."""
+    name = adapter.name
+    try:
+        offers = await asyncio.wait_for(adapter.fetch(ctx), timeout=deadline_s)
+    except TimeoutError:
+        raise ProviderError(name, f"no answer within {deadline_s:g}s") from None
+    except (ProviderError, ImportError):
+        raise
+    except Exception as exc:  # an adapter bug must not fail the whole command: report it, fall back
+        raise ProviderError(name, f"adapter error {type(exc).__name__}: {exc}") from exc
+    if not offers:
+        raise ProviderError(name, "returned no GPU offers")
+    return offers
+
+
 async def _live(source: _Source, adapter: Adapter, ctx: FetchContext, directory: Path, deadline_s: float) -> Result:
     """Fetch live; on success replace the cache, on failure record it and fall back."""
     name = source.name
     try:
-        try:
-            offers = await asyncio.wait_for(adapter.fetch(ctx), timeout=deadline_s)
-        except TimeoutError:
-            raise ProviderError(name, f"no answer within {deadline_s:g}s") from None
-        if not offers:
-            raise ProviderError(name, "returned no GPU offers")
-    except (ProviderError, MissingCredentials) as exc:
+        offers = await _fetch(adapter, ctx, deadline_s)
+    except ImportError as exc:  # the provider's SDK extra is not installed
+        return source.fallback("warning", f"{name}: live prices need the '{exc.name}' package "
+                                          f"(pip install 'gpuarb[{name}]')", True)
+    except ProviderError as exc:  # MissingCredentials included
         reason = str(exc).removeprefix(f"{name}: ")
         if adapter.ttl_seconds > 0:
             cache.record_failure(directory, name, ctx.now, reason)

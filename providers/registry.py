@@ -12,6 +12,7 @@ import importlib
 from providers.base import Adapter
 
 ADAPTER_MODULES: dict[str, str] = {
+    "aws": "providers.aws",
     "gcp": "providers.gcp",
     "azure": "providers.azure",
     "lambda": "providers.lambda_cloud",

@@ -128,3 +128,35 @@ def test_cli_warns_on_stderr_and_still_answers(httpserver: HTTPServer, tmp_path:
     result = CliRunner().invoke(app, ["prices", "-g", "H100", "-p", "azure", "-s", mode, "-f", "json"])
     assert result.exit_code == 0
     assert "gpuarb: warning: azure: live fetch failed" in result.output
+
+
+class _Broken:
+    """An adapter with a bug, and one whose SDK is missing: neither may fail the command."""
+
+    name = "azure"
+    ttl_seconds = 60
+    credentials_hint = "-"
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def has_credentials(self, ctx: FetchContext) -> bool:
+        return True
+
+    async def fetch(self, ctx: FetchContext) -> list[Any]:
+        raise self.exc
+
+
+@pytest.mark.parametrize(("exc", "needle"), [
+    (KeyError("Items"), "adapter error KeyError"),
+    (ModuleNotFoundError("No module named 'boto3'", name="boto3"), "need the 'boto3' package"),
+])
+def test_adapter_bugs_and_missing_sdks_fall_back(tmp_path: Path, monkeypatch, exc, needle: str) -> None:
+    import providers.fetch as fetch_module
+
+    monkeypatch.setattr(fetch_module, "get_adapter", lambda name: _Broken(exc))
+    facts = load_facts()
+    ctx = FetchContext(facts=facts, now=T0, env={"GPUARB_CACHE_DIR": str(tmp_path)})
+    offers, [status] = collect_offers(load_snapshot(facts), "live", ctx, ["azure"])
+    assert status.used == "snapshot" and status.level == "warning" and needle in status.message
+    assert offers
