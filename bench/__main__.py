@@ -8,7 +8,7 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import cli_speed
+from bench import cli_speed, refresh
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,7 @@ def main() -> int:
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}.\n\n"
     )
-    body = cli_speed.run(args.runs)
+    body = cli_speed.run(args.runs) + "\n" + refresh.run(3)
     args.out.write_text(header + body, encoding="utf-8")
     print(header + body)
     return 0

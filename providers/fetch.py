@@ -6,7 +6,6 @@ every provider gets a `ProviderStatus` (what was used, how old, and why) for the
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +103,8 @@ def _decide(source: _Source, mode: SourceMode, ctx: FetchContext) -> Result | Ad
 
 async def _fetch(adapter: Adapter, ctx: FetchContext, deadline_s: float) -> list[Offer]:
     """The adapter's offers, with every failure turned into ProviderError (ImportError passes through)."""
+    import asyncio
+
     name = adapter.name
     try:
         offers = await asyncio.wait_for(adapter.fetch(ctx), timeout=deadline_s)
@@ -138,6 +139,8 @@ async def _live(source: _Source, adapter: Adapter, ctx: FetchContext, directory:
 
 async def _gather(jobs: list[tuple[_Source, Adapter]], ctx: FetchContext, directory: Path,
                   deadline_s: float) -> list[Result]:
+    import asyncio
+
     return list(await asyncio.gather(*(_live(s, a, ctx, directory, deadline_s) for s, a in jobs)))
 
 
@@ -161,6 +164,8 @@ def collect_offers(snapshot: Iterable[Offer], mode: SourceMode, ctx: FetchContex
         else:
             jobs.append((source, decided))
     if jobs:  # only now pay for an event loop and HTTP clients
+        import asyncio
+
         for (source, _), result in zip(jobs, asyncio.run(_gather(jobs, ctx, directory, deadline_s)), strict=True):
             results[source.name] = result
     ordered = [results[n] for n in names]
