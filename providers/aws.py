@@ -25,7 +25,6 @@ Stubber-wrapped clients through ``ctx.sdk["aws_client_factory"]``: a callable (s
 
 from __future__ import annotations
 
-import asyncio
 import configparser
 import json
 import math
@@ -556,6 +555,8 @@ class AwsAdapter:
 
     async def fetch(self, ctx: FetchContext) -> list[Offer]:
         """Every GPU offer in the configured regions: on-demand per region, spot per zone."""
+        import asyncio
+
         region_list, types = regions(ctx), instance_types(ctx)
         pricing, ec2 = await asyncio.to_thread(_make_clients, ctx, region_list)
         results = await asyncio.gather(

@@ -58,7 +58,6 @@ Credentials, in this order:
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import logging
 import math
@@ -385,6 +384,8 @@ def _adc_token(path: str) -> tuple[str, str | None]:
 
 async def auth_headers(auth: _Auth) -> dict[str, str]:
     """Request headers that carry the credential."""
+    import asyncio
+
     if auth.kind == "api_key":
         return {"X-Goog-Api-Key": auth.value}
     if auth.kind == "token":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
 from datetime import datetime, timezone
@@ -40,6 +39,8 @@ async def request_json(client: httpx.AsyncClient, ctx: FetchContext, provider: s
 
     Honors Retry-After (capped at ctx.max_backoff_s); raises ProviderError with a one-line reason.
     """
+    import asyncio
+
     import httpx
 
     attempt = 0

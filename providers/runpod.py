@@ -25,7 +25,6 @@ ProviderError. GPU types the fact tables do not know (RTX 4090, MI300X...) are s
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from typing import TYPE_CHECKING, Any
@@ -112,6 +111,8 @@ class RunPodAdapter:
 
     async def fetch(self, ctx: FetchContext) -> list[Offer]:
         """Secure Cloud offers per data centre with stock, and Community Cloud offers, for 1/2/4/8 GPUs."""
+        import asyncio
+
         key = ctx.env.get(ENV_KEY, "").strip()
         if not key:
             raise MissingCredentials(NAME, f"{ENV_KEY} is not set")
