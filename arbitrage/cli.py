@@ -284,32 +284,28 @@ def plan(
 
 
 def _print_plan_table(result: Any, top: int, catalog: dict[str, Any]) -> None:
-    from rich.text import Text
-
+    """The ranked table (rich), then the explanation, rejections and provenance as plain lines."""
     from arbitrage import render
 
-    console = _console()
     spec = result.spec
     shown = result.placements[:top] if top else result.placements
     head = (f"{spec.name}: {' | '.join(map(str, spec.accelerators))} x {spec.num_nodes} node(s), "
             f"{spec.work.gpu_hours:g} {spec.work.reference} GPU-hours, spot {spec.spot}, objective {result.objective}")
+    lines: list[str] = []
     if shown:
-        console.print(render.plan_table(shown, result.deadline_hours,
-                                        f"{head}\n{len(result.placements)} feasible of {result.candidates} "
-                                        f"candidates (USD; hours are expected wall time)"))
-        console.print(Text("Why #1:", style="bold"))
-        for line in render.explain(shown[0], result):
-            console.print(Text(f"  {line}"))
+        _console().print(render.plan_table(shown, result.deadline_hours,
+                                           f"{head}\n{len(result.placements)} feasible of {result.candidates} "
+                                           f"candidates (USD; hours are expected wall time)"))
+        lines += ["Why #1:", *(f"  {line}" for line in render.explain(shown[0], result))]
     elif result.over_budget:
-        console.print(render.plan_table(result.over_budget[: top or None], result.deadline_hours,
-                                        f"{head}\nNOTHING within budget; cheapest over-budget placements:"))
+        _console().print(render.plan_table(result.over_budget[: top or None], result.deadline_hours,
+                                           f"{head}\nNOTHING within budget; cheapest over-budget placements:"))
     else:
-        console.print(Text(f"{head}\nNo feasible placement among {result.candidates} candidates.", style="bold"))
+        lines += [head, f"No feasible placement among {result.candidates} candidates."]
     if result.rejections:
-        console.print(Text("Rejected:", style="bold"))
-        for line in render.rejection_lines(result):
-            console.print(Text(line))
-    console.print(Text(f"Prices: {render.provenance_line(catalog)}", style="dim"))
+        lines += ["Rejected:", *render.rejection_lines(result)]
+    lines.append(f"Prices: {render.provenance_line(catalog)}")
+    typer.echo("\n".join(lines))
 
 
 @app.command()
