@@ -94,3 +94,11 @@ def make_live_offer(ctx: FetchContext, *, provider: str, region: str, instance_t
 def canonical_accelerator(ctx: FetchContext, name: str) -> str | None:
     """A provider's GPU name ('NVIDIA H100 80GB HBM3', 'A100-SXM4-80GB') -> canonical, or None if not a GPU we cost."""
     return ctx.facts.canonical_gpu(name)
+
+
+def env_api_key(ctx: FetchContext, provider: str, variable: str) -> str:
+    """The API key in ``variable`` (stripped); raises MissingCredentials naming the variable when unset."""
+    key = ctx.env.get(variable, "").strip()
+    if not key:
+        raise MissingCredentials(provider, f"{variable} is not set")
+    return key

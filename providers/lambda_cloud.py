@@ -27,7 +27,7 @@ import re
 from typing import Any
 
 from arbitrage.offers import Offer
-from providers.base import FetchContext, MissingCredentials, ProviderError, make_live_offer
+from providers.base import FetchContext, ProviderError, env_api_key, make_live_offer
 from providers.http import new_client, request_json
 
 NAME = "lambda"
@@ -95,9 +95,7 @@ class LambdaAdapter:
 
     async def fetch(self, ctx: FetchContext) -> list[Offer]:
         """One offer per (instance type, region with capacity now)."""
-        key = ctx.env.get(ENV_KEY, "").strip()
-        if not key:
-            raise MissingCredentials(NAME, f"{ENV_KEY} is not set")
+        key = env_api_key(ctx, NAME, ENV_KEY)
         base = ctx.endpoints.get(NAME, DEFAULT_URL).rstrip("/")
         async with new_client(ctx) as client:
             body = await request_json(client, ctx, NAME, "GET", f"{base}{PATH}",

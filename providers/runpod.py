@@ -30,7 +30,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from arbitrage.offers import Offer
-from providers.base import FetchContext, MissingCredentials, ProviderError, make_live_offer
+from providers.base import FetchContext, ProviderError, env_api_key, make_live_offer
 from providers.http import new_client, request_json
 
 if TYPE_CHECKING:
@@ -113,9 +113,7 @@ class RunPodAdapter:
         """Secure Cloud offers per data centre with stock, and Community Cloud offers, for 1/2/4/8 GPUs."""
         import asyncio
 
-        key = ctx.env.get(ENV_KEY, "").strip()
-        if not key:
-            raise MissingCredentials(NAME, f"{ENV_KEY} is not set")
+        key = env_api_key(ctx, NAME, ENV_KEY)
         url = ctx.endpoints.get(NAME, DEFAULT_URL).rstrip("/") + PATH
         async with new_client(ctx) as client:
             catalog = await _graphql(client, ctx, url, key, CATALOG_QUERY, {})

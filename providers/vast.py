@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbitrage.offers import Offer
-from providers.base import FetchContext, MissingCredentials, ProviderError, make_live_offer
+from providers.base import FetchContext, ProviderError, env_api_key, make_live_offer
 from providers.http import new_client, request_json
 
 NAME = "vast"
@@ -145,9 +145,7 @@ class VastAdapter:
 
     async def fetch(self, ctx: FetchContext) -> list[Offer]:
         """Median on-demand and bid prices per (GPU model, GPU count, coarse geography)."""
-        key = ctx.env.get(ENV_KEY, "").strip()
-        if not key:
-            raise MissingCredentials(NAME, f"{ENV_KEY} is not set")
+        key = env_api_key(ctx, NAME, ENV_KEY)
         base = ctx.endpoints.get(NAME, DEFAULT_URL).rstrip("/")
         params = {"q": json.dumps(search_query(), separators=(",", ":"))}
         async with new_client(ctx) as client:
