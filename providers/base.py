@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,9 +92,70 @@ def make_live_offer(ctx: FetchContext, *, provider: str, region: str, instance_t
     )
 
 
+GpuPatterns = tuple[tuple["re.Pattern[str]", str], ...]
+
+
+def gpu_patterns(*pairs: tuple[str, str]) -> GpuPatterns:
+    """Compile (regex, family) pairs for gpu_family; regexes see upper-cased text with '_'/'-' as spaces."""
+    return tuple((re.compile(pattern), family) for pattern, family in pairs)
+
+
+# GPU families as providers spell them, tried in order (first match wins): longer names before
+# their prefixes (A10G before A10, L40S before L4). H100 NVL / PCIe stay 'H100': gpu_variants.csv
+# names the exact variant. Provider-specific spellings (the several 'RTX 6000's) go in `extra`.
+GPU_FAMILIES: GpuPatterns = gpu_patterns(
+    (r"\bGH200\b", "GH200"),
+    (r"\bB300\b", "B300"),
+    (r"\bB200\b", "B200"),
+    (r"\bH200\b", "H200"),
+    (r"\bH100\b", "H100"),
+    (r"\bA100X?\b", "A100"),
+    (r"\bA10G\b", "A10G"),
+    (r"\bA10\b", "A10"),
+    (r"\bL40S\b", "L40S"),
+    (r"\bL4\b", "L4"),
+    (r"\bA6000\b", "A6000"),
+    (r"\bV100\b", "V100"),
+    (r"\bT4\b", "T4"),
+)
+
+
+def normalize_gpu_text(text: str) -> str:
+    """Upper-case with '_' and '-' as spaces, the form GPU_FAMILIES patterns are written for."""
+    return re.sub(r"[_\-]", " ", (text or "").upper())
+
+
+def gpu_family(text: str, extra: GpuPatterns = ()) -> str | None:
+    """The GPU family a provider's GPU wording names ('NVIDIA A100-SXM4-80GB' -> 'A100'), or None."""
+    upper = normalize_gpu_text(text)
+    for pattern, family in (*GPU_FAMILIES, *extra):
+        if pattern.search(upper):
+            return family
+    return None
+
+
+def accelerator_for(ctx: FetchContext, family: str, memory_gb: float | None) -> str | None:
+    """Canonical accelerator for a family and per-GPU memory: A100 with >= 60 GB is 'A100-80GB'."""
+    if family == "A100" and memory_gb is not None and memory_gb >= 60:
+        family = "A100-80GB"
+    return ctx.facts.canonical_gpu(family)
+
+
+def finite_number(value: Any) -> float | None:
+    """A finite JSON number as float, else None (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def canonical_accelerator(ctx: FetchContext, name: str) -> str | None:
     """A provider's GPU name ('NVIDIA H100 80GB HBM3', 'A100-SXM4-80GB') -> canonical, or None if not a GPU we cost."""
     return ctx.facts.canonical_gpu(name)
+
+
+def has_env_key(ctx: FetchContext, variable: str) -> bool:
+    """True when the environment variable holds a non-blank API key."""
+    return bool(ctx.env.get(variable, "").strip())
 
 
 def env_api_key(ctx: FetchContext, provider: str, variable: str) -> str:

@@ -22,12 +22,22 @@ description or the type name; H100 PCIe vs SXM is left to gpu_variants.csv (``gp
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 from arbitrage.offers import Offer
-from providers.base import FetchContext, ProviderError, env_api_key, make_live_offer
+from providers.base import (
+    FetchContext,
+    ProviderError,
+    accelerator_for,
+    env_api_key,
+    finite_number,
+    gpu_family,
+    gpu_patterns,
+    has_env_key,
+    make_live_offer,
+    normalize_gpu_text,
+)
 from providers.http import new_client, request_json
 
 NAME = "lambda"
@@ -35,51 +45,24 @@ DEFAULT_URL = "https://cloud.lambda.ai"
 PATH = "/api/v1/instance-types"
 ENV_KEY = "LAMBDA_API_KEY"
 
-# Families in the order they are tried (first match wins), on upper-cased text with '_'/'-' as spaces.
-_FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), name) for p, name in (
-    (r"\bGH200\b", "GH200"),
-    (r"\bB300\b", "B300"),
-    (r"\bB200\b", "B200"),
-    (r"\bH200\b", "H200"),
-    (r"\bH100\b", "H100"),
-    (r"\bA100\b", "A100"),
-    (r"\bA10\b", "A10"),
-    (r"\bA6000\b", "A6000"),
-    # Lambda's 'RTX 6000' / gpu_1x_rtx6000 is the 24 GB Quadro RTX 6000 (Turing), not the RTX 6000 Ada.
-    (r"\bRTX ?6000\b(?! ?ADA)", "RTX6000"),
-    (r"\bV100\b", "V100"),
-    (r"\bL40S\b", "L40S"),
-    (r"\bL4\b", "L4"),
-    (r"\bT4\b", "T4"),
-))
+# Lambda's 'RTX 6000' / gpu_1x_rtx6000 is the 24 GB Quadro RTX 6000 (Turing), not the RTX 6000 Ada.
+_EXTRA_FAMILIES = gpu_patterns((r"\bRTX ?6000\b(?! ?ADA)", "RTX6000"))
 _MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*GB\b")
 
 
 def gpu_from_text(ctx: FetchContext, *texts: str) -> tuple[str, float | None] | None:
     """(canonical accelerator, GPU memory in GB or None) from Lambda's GPU wording, first text that parses."""
     for text in texts:
-        if not text:
+        family = gpu_family(text, _EXTRA_FAMILIES)
+        if family is None:
             continue
-        upper = re.sub(r"[_\-]", " ", text.upper())
-        found = _MEMORY.search(upper)
+        found = _MEMORY.search(normalize_gpu_text(text))
         memory = float(found.group(1)) if found else None
-        for pattern, family in _FAMILIES:
-            if not pattern.search(upper):
-                continue
-            if family == "A100" and memory is not None and memory >= 60:
-                family = "A100-80GB"
-            if family == "RTX6000" and memory is not None and memory > 32:
-                return None  # a 48 GB 'RTX 6000' would be the Ada part, which the fact tables do not cost
-            canonical = ctx.facts.canonical_gpu(family)
-            return (canonical, memory) if canonical else None
+        if family == "RTX6000" and memory is not None and memory > 32:
+            return None  # a 48 GB 'RTX 6000' would be the Ada part, which the fact tables do not cost
+        canonical = accelerator_for(ctx, family, memory)
+        return (canonical, memory) if canonical else None
     return None
-
-
-def _number(value: Any) -> float | None:
-    """A finite JSON number, else None (booleans are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 class LambdaAdapter:
@@ -91,7 +74,7 @@ class LambdaAdapter:
 
     def has_credentials(self, ctx: FetchContext) -> bool:
         """True when LAMBDA_API_KEY is set and non-empty."""
-        return bool(ctx.env.get(ENV_KEY, "").strip())
+        return has_env_key(ctx, ENV_KEY)
 
     async def fetch(self, ctx: FetchContext) -> list[Offer]:
         """One offer per (instance type, region with capacity now)."""
@@ -119,12 +102,12 @@ def build_offers(ctx: FetchContext, body: Any) -> list[Offer]:
         specs = itype.get("specs")
         if not isinstance(specs, dict):
             raise ProviderError(NAME, f"instance type {name!r} has no 'specs' object")
-        gpus = _number(specs.get("gpus"))
+        gpus = finite_number(specs.get("gpus"))
         if gpus is None or gpus < 0 or gpus != int(gpus):
             raise ProviderError(NAME, f"instance type {name!r} has a non-integer specs.gpus")
         if gpus == 0:
             continue  # CPU-only instance
-        cents = _number(itype.get("price_cents_per_hour"))
+        cents = finite_number(itype.get("price_cents_per_hour"))
         if cents is None or cents < 0:
             raise ProviderError(NAME, f"instance type {name!r} has a non-numeric price_cents_per_hour")
         regions = item.get("regions_with_capacity_available")
@@ -139,8 +122,9 @@ def build_offers(ctx: FetchContext, body: Any) -> list[Offer]:
         for region in region_names:
             offers.append(make_live_offer(
                 ctx, provider=NAME, region=region, instance_type=name, accelerator=accelerator,
-                gpus_per_node=int(gpus), gpu_memory_gb=memory, vcpus=_number(specs.get("vcpus")),
-                ram_gb=_number(specs.get("memory_gib")), on_demand_usd_per_hour=cents / 100, spot_usd_per_hour=None,
+                gpus_per_node=int(gpus), gpu_memory_gb=memory, vcpus=finite_number(specs.get("vcpus")),
+                ram_gb=finite_number(specs.get("memory_gib")), on_demand_usd_per_hour=cents / 100,
+                spot_usd_per_hour=None,
                 price_ref=f"Lambda Cloud API GET {PATH}: {name} price_cents_per_hour={cents:g}, capacity in {region}",
             ))
     return offers

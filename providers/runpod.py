@@ -30,7 +30,16 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from arbitrage.offers import Offer
-from providers.base import FetchContext, ProviderError, env_api_key, make_live_offer
+from providers.base import (
+    FetchContext,
+    ProviderError,
+    accelerator_for,
+    env_api_key,
+    gpu_family,
+    has_env_key,
+    make_live_offer,
+    normalize_gpu_text,
+)
 from providers.http import new_client, request_json
 
 if TYPE_CHECKING:
@@ -51,34 +60,14 @@ CATALOG_QUERY = """query GpuarbCatalog {
   }
 }"""
 
-# Families in the order they are tried (first match wins), on upper-cased id/displayName with
-# '_'/'-' as spaces. H100 NVL / PCIe stay 'H100' here: gpu_variants.csv names the exact variant.
-_FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), name) for p, name in (
-    (r"\bGH200\b", "GH200"),
-    (r"\bB300\b", "B300"),
-    (r"\bB200\b", "B200"),
-    (r"\bH200\b", "H200"),
-    (r"\bH100\b", "H100"),
-    (r"\bA100\b", "A100"),
-    (r"\bA10G\b", "A10G"),
-    (r"\bA10\b", "A10"),
-    (r"\bL40S\b", "L40S"),
-    (r"\bL4\b", "L4"),
-    (r"\bA6000\b", "A6000"),
-    (r"\bV100\b", "V100"),
-    (r"\bT4\b", "T4"),
-))
-
-
 def gpu_from_type(ctx: FetchContext, gpu_id: str, display_name: str, memory_gb: float | None) -> str | None:
     """Canonical accelerator for a RunPod GPU type ('NVIDIA A100-SXM4-80GB', 80) -> 'A100-80GB', or None."""
     for text in (gpu_id, display_name):
-        upper = re.sub(r"[_\-]", " ", (text or "").upper())
-        for pattern, family in _FAMILIES:
-            if pattern.search(upper):
-                if family == "A100" and ((memory_gb or 0) >= 60 or re.search(r"\b80 ?GB\b", upper)):
-                    family = "A100-80GB"
-                return ctx.facts.canonical_gpu(family)
+        family = gpu_family(text)
+        if family is not None:
+            if re.search(r"\b80 ?GB\b", normalize_gpu_text(text)):  # the name says 80 GB whatever memoryInGb says
+                memory_gb = max(memory_gb or 0.0, 80.0)
+            return accelerator_for(ctx, family, memory_gb)
     return None
 
 
@@ -107,7 +96,7 @@ class RunPodAdapter:
 
     def has_credentials(self, ctx: FetchContext) -> bool:
         """True when RUNPOD_API_KEY is set and non-empty."""
-        return bool(ctx.env.get(ENV_KEY, "").strip())
+        return has_env_key(ctx, ENV_KEY)
 
     async def fetch(self, ctx: FetchContext) -> list[Offer]:
         """Secure Cloud offers per data centre with stock, and Community Cloud offers, for 1/2/4/8 GPUs."""

@@ -30,7 +30,6 @@ an error rather than a silently skewed price.
 from __future__ import annotations
 
 import json
-import math
 import re
 import statistics
 from collections import defaultdict
@@ -38,7 +37,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbitrage.offers import Offer
-from providers.base import FetchContext, ProviderError, env_api_key, make_live_offer
+from providers.base import (
+    FetchContext,
+    ProviderError,
+    accelerator_for,
+    env_api_key,
+    finite_number,
+    gpu_family,
+    gpu_patterns,
+    has_env_key,
+    make_live_offer,
+)
 from providers.http import new_client, request_json
 
 NAME = "vast"
@@ -47,25 +56,8 @@ PATH = "/api/v0/bundles/"
 ENV_KEY = "VAST_API_KEY"
 MAX_OFFERS = 10_000  # the limit SkyPilot's Vast catalogue fetcher uses for the same search
 
-# Families in the order they are tried (first match wins), on upper-cased gpu_name with '_'/'-' as
-# spaces. H100 NVL / PCIe stay 'H100' here: gpu_variants.csv names the exact variant.
-_FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), name) for p, name in (
-    (r"\bGH200\b", "GH200"),
-    (r"\bB300\b", "B300"),
-    (r"\bB200\b", "B200"),
-    (r"\bH200\b", "H200"),
-    (r"\bH100\b", "H100"),
-    (r"\bA100X?\b", "A100"),
-    (r"\bA10G\b", "A10G"),
-    (r"\bA10\b", "A10"),
-    (r"\bL40S\b", "L40S"),
-    (r"\bL4\b", "L4"),
-    (r"\bA6000\b", "A6000"),
-    # Vast's 'Q RTX 6000' is the 24 GB Quadro RTX 6000; 'RTX 6000Ada' is another card.
-    (r"\bQ(UADRO)? ?RTX ?6000\b", "RTX6000"),
-    (r"\bV100\b", "V100"),
-    (r"\bT4\b", "T4"),
-))
+# Vast's 'Q RTX 6000' is the 24 GB Quadro RTX 6000; 'RTX 6000Ada' is another card.
+_EXTRA_FAMILIES = gpu_patterns((r"\bQ(UADRO)? ?RTX ?6000\b", "RTX6000"))
 _MEMORY_SPLIT = frozenset({"A100", "A100-80GB"})  # families Vast sells in two memory sizes under one name
 
 _EUROPE = frozenset({
@@ -93,13 +85,8 @@ _AFRICA = frozenset({
 
 def gpu_from_name(ctx: FetchContext, gpu_name: str, memory_gb: float | None) -> str | None:
     """Canonical accelerator for a Vast gpu_name and per-GPU memory ('A100 SXM4', 80) -> 'A100-80GB'."""
-    upper = re.sub(r"[_\-]", " ", gpu_name.upper())
-    for pattern, family in _FAMILIES:
-        if pattern.search(upper):
-            if family == "A100" and (memory_gb or 0) >= 60:
-                family = "A100-80GB"
-            return ctx.facts.canonical_gpu(family)
-    return None
+    family = gpu_family(gpu_name, _EXTRA_FAMILIES)
+    return None if family is None else accelerator_for(ctx, family, memory_gb)
 
 
 def coarse_region(geolocation: Any) -> str:
@@ -126,12 +113,6 @@ def search_query() -> dict[str, Any]:
             "limit": MAX_OFFERS}
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 class VastAdapter:
     """Vast.ai offer-search adapter (median prices per GPU model, count and coarse geography)."""
 
@@ -141,7 +122,7 @@ class VastAdapter:
 
     def has_credentials(self, ctx: FetchContext) -> bool:
         """True when VAST_API_KEY is set and non-empty."""
-        return bool(ctx.env.get(ENV_KEY, "").strip())
+        return has_env_key(ctx, ENV_KEY)
 
     async def fetch(self, ctx: FetchContext) -> list[Offer]:
         """Median on-demand and bid prices per (GPU model, GPU count, coarse geography)."""
@@ -182,11 +163,12 @@ def build_offers(ctx: FetchContext, raw: list[Any]) -> list[Offer]:
     for item in raw:
         if not isinstance(item, dict):
             continue
-        gpu_name, count, price = item.get("gpu_name"), _number(item.get("num_gpus")), _number(item.get("dph_total"))
+        gpu_name = item.get("gpu_name")
+        count, price = finite_number(item.get("num_gpus")), finite_number(item.get("dph_total"))
         if not isinstance(gpu_name, str) or not gpu_name.strip() or count is None or count < 1 \
                 or count != int(count) or price is None or price <= 0:
             continue  # an incomplete host listing
-        gpu_ram = _number(item.get("gpu_ram"))
+        gpu_ram = finite_number(item.get("gpu_ram"))
         memory = gpu_ram / 1024 if gpu_ram and gpu_ram > 0 else None  # MB (nvidia-smi MiB) per GPU
         accelerator = gpu_from_name(ctx, gpu_name, memory)
         if accelerator is None:
@@ -194,7 +176,7 @@ def build_offers(ctx: FetchContext, raw: list[Any]) -> list[Offer]:
         group = groups[(accelerator, re.sub(r"\s+", "_", gpu_name.strip()), int(count),
                         coarse_region(item.get("geolocation")))]
         group.on_demand.append(price)
-        bid = _number(item.get("min_bid"))
+        bid = finite_number(item.get("min_bid"))
         if bid is not None and bid > 0:
             group.bids.append(bid)
         if memory:
