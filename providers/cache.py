@@ -73,7 +73,14 @@ def _when(text: Any) -> datetime | None:
     return datetime.fromisoformat(text) if isinstance(text, str) and text else None
 
 
-def _write(directory: Path, provider: str, payload: dict[str, Any]) -> None:
+def _write(directory: Path, provider: str, *, fetched_at: datetime | None, offers: tuple[Offer, ...] | list[Offer],
+           failed_at: datetime | None = None, failure: str | None = None) -> None:
+    """Replace the provider's cache file atomically: readers see the old file or the new one, never half."""
+    payload = {
+        "schema": SCHEMA, "provider": provider, "fetched_at": fetched_at.isoformat() if fetched_at else None,
+        "offers": [dataclasses.asdict(o) for o in offers],
+        "failed_at": failed_at.isoformat() if failed_at else None, "failure": failure,
+    }
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".offers-{provider}-", suffix=".json", dir=directory)
     try:
@@ -86,19 +93,15 @@ def _write(directory: Path, provider: str, payload: dict[str, Any]) -> None:
 
 
 def write_offers(directory: Path, provider: str, offers: list[Offer], fetched_at: datetime) -> None:
-    """Replace the provider's cache with a good fetch (atomic: readers see old or new, never half)."""
-    _write(directory, provider, {
-        "schema": SCHEMA, "provider": provider, "fetched_at": fetched_at.isoformat(),
-        "offers": [dataclasses.asdict(o) for o in offers],
-    })
+    """Replace the provider's cache with a good fetch."""
+    _write(directory, provider, fetched_at=fetched_at, offers=offers)
 
 
-def record_failure(directory: Path, provider: str, when: datetime, reason: str) -> None:
-    """Remember a failed fetch next to the last good offers, which stay untouched."""
-    previous = read(directory, provider)
-    payload: dict[str, Any] = {"schema": SCHEMA, "provider": provider, "failed_at": when.isoformat(),
-                               "failure": reason, "fetched_at": None, "offers": []}
-    if previous is not None and previous.fetched_at is not None:
-        payload["fetched_at"] = previous.fetched_at.isoformat()
-        payload["offers"] = [{**dataclasses.asdict(o), "source": "live"} for o in previous.offers]
-    _write(directory, provider, payload)
+def record_failure(directory: Path, provider: str, when: datetime, reason: str,
+                   previous: CacheEntry | None) -> None:
+    """Remember a failed fetch next to the last good offers (``previous``, as read), which stay untouched."""
+    kept = previous if previous is not None and previous.fetched_at is not None else None
+    # Stored as fetched (source "live"); read() marks them "cache".
+    offers = [dataclasses.replace(o, source="live") for o in kept.offers] if kept else []
+    _write(directory, provider, fetched_at=kept.fetched_at if kept else None, offers=offers,
+           failed_at=when, failure=reason)

@@ -17,7 +17,8 @@ from providers.base import Adapter, FetchContext, ProviderError
 from providers.registry import ADAPTER_MODULES, get_adapter
 
 SourceMode = Literal["auto", "live", "cache", "snapshot"]
-SOURCE_MODES: tuple[SourceMode, ...] = ("auto", "live", "cache", "snapshot")
+
+Level = Literal["ok", "info", "warning"]
 
 # After a failed live fetch, `auto` waits this long before trying that provider again.
 FAILURE_COOLDOWN_S = 600
@@ -32,12 +33,11 @@ class ProviderStatus:
     offers: int
     as_of: str
     credentials: bool | None
-    level: Literal["ok", "info", "warning"] = "ok"
+    level: Level = "ok"
     message: str = ""
 
 
 Result = tuple[list[Offer], ProviderStatus]
-Level = Literal["ok", "info", "warning"]
 
 
 @dataclass
@@ -130,7 +130,7 @@ async def _live(source: _Source, adapter: Adapter, ctx: FetchContext, directory:
     except ProviderError as exc:  # MissingCredentials included
         reason = str(exc).removeprefix(f"{name}: ")
         if adapter.ttl_seconds > 0:
-            cache.record_failure(directory, name, ctx.now, reason)
+            cache.record_failure(directory, name, ctx.now, reason, source.entry)
         return source.fallback("warning", f"{name}: live fetch failed ({reason})", True)
     if adapter.ttl_seconds > 0:
         cache.write_offers(directory, name, offers, ctx.now)
