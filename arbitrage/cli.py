@@ -122,8 +122,9 @@ def _facts() -> Facts:
     return load_facts()
 
 
-def _offers(facts: Facts, source: SourceChoice | None, providers: tuple[str, ...] = ()) -> list[Offer]:
-    """Offers from the chosen source; fallbacks and skipped providers are reported on stderr."""
+def _offers(facts: Facts, source: SourceChoice | None, providers: tuple[str, ...] = (),
+            deny: tuple[str, ...] = ()) -> list[Offer]:
+    """Offers from the chosen source, asking only allowed, not denied providers (globs); fallbacks go to stderr."""
     import fnmatch
 
     from providers.snapshot import load_snapshot
@@ -136,10 +137,14 @@ def _offers(facts: Facts, source: SourceChoice | None, providers: tuple[str, ...
     from providers.fetch import collect_offers
 
     names = None
-    if providers:
+    if providers or deny:
         from providers.registry import ADAPTER_MODULES
+
+        def matches(name: str, patterns: tuple[str, ...]) -> bool:
+            return any(fnmatch.fnmatchcase(name, p.lower()) for p in patterns)
+
         known = {o.provider for o in snapshot} | set(ADAPTER_MODULES)
-        names = [n for n in known if any(fnmatch.fnmatchcase(n, p.lower()) for p in providers)]
+        names = [n for n in known if (not providers or matches(n, providers)) and not matches(n, deny)]
     ctx = FetchContext(facts=facts, now=datetime.now(timezone.utc), env=dict(os.environ))
     offers, statuses = collect_offers(snapshot, mode.value, ctx, names)
     for status in statuses:
@@ -265,7 +270,7 @@ def plan(
     facts = _facts()
     spec = read_jobspec(job, facts)
     moment = _parse_now(now)
-    offers = _offers(facts, source, spec.providers_allow or ())
+    offers = _offers(facts, source, spec.providers_allow or (), spec.providers_deny)
     result = make_plan(spec, offers, facts, moment, objective.value)
     catalog = _catalog_provenance(offers)
 
@@ -326,16 +331,14 @@ def providers(
 
     facts = _facts()
     snapshot = load_snapshot(facts)
-    env = dict(os.environ)
+    ctx = FetchContext(facts=facts, now=datetime.now(timezone.utc), env=dict(os.environ))
     if refresh:
         from providers.fetch import collect_offers
 
-        ctx = FetchContext(facts=facts, now=datetime.now(timezone.utc), env=env)
         for status in collect_offers(snapshot, "live", ctx)[1]:
             if status.message:
                 typer.echo(f"gpuarb: {status.level}: {status.message}", err=True)
-    directory = cache.cache_dir(env)
-    ctx = FetchContext(facts=facts, now=datetime.now(timezone.utc), env=env)
+    directory = cache.cache_dir(ctx.env)
     rows = []
     for name in sorted(set(PROVIDER_TIERS) | set(ADAPTER_MODULES)):
         entry = cache.read(directory, name)

@@ -160,3 +160,23 @@ def test_adapter_bugs_and_missing_sdks_fall_back(tmp_path: Path, monkeypatch, ex
     offers, [status] = collect_offers(load_snapshot(facts), "live", ctx, ["azure"])
     assert status.used == "snapshot" and status.level == "warning" and needle in status.message
     assert offers
+
+
+def test_plan_never_asks_a_denied_provider(httpserver: HTTPServer, tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import providers.azure as azure
+    from arbitrage.cli import app
+
+    serve_ok(httpserver)
+    monkeypatch.setenv("GPUARB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(azure, "DEFAULT_URL", httpserver.url_for("").rstrip("/"))
+    job = tmp_path / "job.yaml"
+    job.write_text("name: x\nresources: {accelerators: H100:8}\narbitrage:\n  work: {gpu_hours: 80}\n"
+                   "  providers: {deny: [azure, vast, runpod, lambda, gcp, aws]}\n")
+    result = CliRunner().invoke(app, ["plan", str(job), "-s", "live", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert len(httpserver.log) == 0
+    job.write_text(job.read_text().replace("deny: [azure, ", "deny: ["))
+    assert CliRunner().invoke(app, ["plan", str(job), "-s", "live", "-f", "json"]).exit_code == 0
+    assert len(httpserver.log) == 1
