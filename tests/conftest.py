@@ -55,3 +55,28 @@ def replace(obj: Any, **changes: Any) -> Any:
 # unless a test asks for another source explicitly.
 os.environ.setdefault("GPUARB_SOURCE", "snapshot")
 os.environ.setdefault("GPUARB_CACHE_DIR", tempfile.mkdtemp(prefix="gpuarb-test-cache-"))
+
+
+def fetch_ctx(provider: str, server: Any = None, **overrides: Any) -> Any:
+    """A FetchContext for adapter tests: fast retries, a 1 s timeout, `provider` pointed at `server`."""
+    from providers.base import FetchContext
+
+    settings: dict[str, Any] = dict(facts=load_facts(), now=datetime(2026, 11, 23, tzinfo=timezone.utc),
+                                    env={}, retries=2, backoff_s=0.01, max_backoff_s=0.05, timeout_s=1.0)
+    if server is not None:
+        settings["endpoints"] = {provider: server.url_for("").rstrip("/")}
+    settings.update(overrides)
+    return FetchContext(**settings)
+
+
+def slow_response(seconds: float = 0.5) -> Any:
+    """A pytest-httpserver handler that answers '{}' only after `seconds` (for timeout tests)."""
+    import time
+
+    from werkzeug import Response
+
+    def handler(_request: Any) -> Any:
+        time.sleep(seconds)
+        return Response("{}", status=200)
+
+    return handler

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import fetch_ctx, slow_response
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from arbitrage.facts import load_facts
 from providers.azure import ADAPTER, PATH, odata_filter
 from providers.base import FetchContext, ProviderError
 
@@ -25,11 +24,7 @@ def page(name: str) -> dict[str, Any]:
 
 
 def ctx(server: HTTPServer, **kw: Any) -> FetchContext:
-    base = dict(facts=load_facts(), now=datetime(2026, 11, 23, tzinfo=timezone.utc),
-                endpoints={"azure": server.url_for("").rstrip("/")}, env={}, retries=2, backoff_s=0.01,
-                max_backoff_s=0.05, timeout_s=1.0)
-    base.update(kw)
-    return FetchContext(**base)
+    return fetch_ctx("azure", server, **{"env": {}, **kw})
 
 
 def fetch(c: FetchContext):
@@ -118,11 +113,7 @@ def test_item_missing_fields_or_wrong_currency(httpserver: HTTPServer) -> None:
 
 
 def test_timeout(httpserver: HTTPServer) -> None:
-    def slow(request: Request) -> Response:
-        time.sleep(0.5)
-        return Response("{}", status=200)
-
-    httpserver.expect_request(PATH).respond_with_handler(slow)
+    httpserver.expect_request(PATH).respond_with_handler(slow_response())
     with pytest.raises(ProviderError, match="timed out"):
         fetch(ctx(httpserver, timeout_s=0.1, retries=1))
 

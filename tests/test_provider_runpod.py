@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import fetch_ctx, slow_response
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from arbitrage.facts import load_facts
 from providers.base import FetchContext, MissingCredentials, ProviderError
 from providers.runpod import ADAPTER, GPU_COUNTS, PATH, gpu_from_type, stock_alias
 
@@ -26,13 +24,7 @@ def fixture(name: str) -> dict[str, Any]:
 
 
 def ctx(server: HTTPServer | None = None, **kw: Any) -> FetchContext:
-    base: dict[str, Any] = dict(facts=load_facts(), now=datetime(2026, 11, 23, tzinfo=timezone.utc),
-                                env={"RUNPOD_API_KEY": KEY}, retries=2, backoff_s=0.01, max_backoff_s=0.05,
-                                timeout_s=1.0)
-    if server is not None:
-        base["endpoints"] = {"runpod": server.url_for("").rstrip("/")}
-    base.update(kw)
-    return FetchContext(**base)
+    return fetch_ctx("runpod", server, **{"env": {"RUNPOD_API_KEY": KEY}, **kw})
 
 
 def fetch(c: FetchContext):
@@ -204,10 +196,6 @@ def test_non_numeric_price_and_missing_stock_alias(httpserver: HTTPServer, runpo
 
 
 def test_timeout(httpserver: HTTPServer) -> None:
-    def slow(request: Request) -> Response:
-        time.sleep(0.5)
-        return Response("{}", status=200)
-
-    httpserver.expect_request(PATH).respond_with_handler(slow)
+    httpserver.expect_request(PATH).respond_with_handler(slow_response())
     with pytest.raises(ProviderError, match="timed out"):
         fetch(ctx(httpserver, timeout_s=0.1, retries=1))
