@@ -148,10 +148,6 @@ def finite_number(value: Any) -> float | None:
     return float(value)
 
 
-def canonical_accelerator(ctx: FetchContext, name: str) -> str | None:
-    """A provider's GPU name ('NVIDIA H100 80GB HBM3', 'A100-SXM4-80GB') -> canonical, or None if not a GPU we cost."""
-    return ctx.facts.canonical_gpu(name)
-
 
 def has_env_key(ctx: FetchContext, variable: str) -> bool:
     """True when the environment variable holds a non-blank API key."""

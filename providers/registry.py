@@ -27,15 +27,3 @@ def get_adapter(name: str) -> Adapter:
     module = importlib.import_module(ADAPTER_MODULES[name])
     return module.ADAPTER
 
-
-def available() -> list[str]:
-    """Provider ids whose adapter module is installed in this tree."""
-    out = []
-    for name, module in ADAPTER_MODULES.items():
-        try:
-            importlib.util.find_spec(module)
-        except ModuleNotFoundError:
-            continue
-        if importlib.util.find_spec(module) is not None:
-            out.append(name)
-    return out
