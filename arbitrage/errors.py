@@ -26,3 +26,8 @@ class DataError(GpuarbError):
     """A bundled or user-supplied data file (catalog, fact table) that is malformed."""
 
     exit_code = EXIT_ERROR
+
+# `gpuarb run` also ends with: 4 when the budget breaker stopped the run, 5 when the job failed (or gave up
+# after max restarts), 3 when no placement had capacity, 130 when interrupted.
+EXIT_JOB_FAILED = 5
+EXIT_INTERRUPTED = 130

@@ -55,6 +55,8 @@ def replace(obj: Any, **changes: Any) -> Any:
 # unless a test asks for another source explicitly.
 os.environ.setdefault("GPUARB_SOURCE", "snapshot")
 os.environ.setdefault("GPUARB_CACHE_DIR", tempfile.mkdtemp(prefix="gpuarb-test-cache-"))
+# The run ledger and local-backend state likewise stay out of the user's data dir.
+os.environ.setdefault("GPUARB_DATA_DIR", tempfile.mkdtemp(prefix="gpuarb-test-data-"))
 
 
 def fetch_ctx(provider: str, server: Any = None, **overrides: Any) -> Any:

@@ -1,0 +1,59 @@
+"""What people pick without gpuarb, costed with the same model. Pure, no I/O.
+
+Two baselines, used by `gpuarb report plan` (savings) and the plan-quality benchmark:
+- naive: the first-choice GPUs, on-demand, on the hyperscaler where the data lives (in its region when sold
+  there), i.e. "just run it next to the data";
+- cheapest_listed: the lowest listed price per GPU-hour among the requested GPUs, ignoring egress, interconnect
+  and preemption, i.e. what a price list (or a price-only optimizer) picks.
+Both respect the job's hard rules (GPU count, memory, allow/deny lists) but not its deadline or budget:
+they answer "what would this have cost", not "is it feasible".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from arbitrage.costmodel import CostBreakdown, Placement, estimate
+from arbitrage.offers import PROVIDER_TIERS, Offer
+from arbitrage.planner import candidates
+
+if TYPE_CHECKING:
+    from arbitrage.facts import Facts
+    from arbitrage.jobspec import JobSpec
+
+# Where data with no declared home is assumed to live for the naive choice: the biggest hyperscaler.
+DEFAULT_HOME_PROVIDER = "aws"
+
+
+def _stable(offer: Offer) -> tuple[str, str, str, str]:
+    return (offer.provider, offer.region, offer.zone or "", offer.instance_type)
+
+
+def naive(spec: JobSpec, offers: Iterable[Offer], facts: Facts) -> CostBreakdown | None:
+    """First-choice GPUs on-demand at the data's hyperscaler (its region if sold there), or None if not sold."""
+    home_provider = spec.data.provider if spec.data is not None else DEFAULT_HOME_PROVIDER
+    if PROVIDER_TIERS.get(home_provider) != "hyperscaler":
+        home_provider = DEFAULT_HOME_PROVIDER
+    home_region = spec.data.region if spec.data is not None and spec.data.provider == home_provider else None
+    first = spec.accelerators[0].name
+    options = [
+        p for p in candidates(spec, offers, Counter())
+        if not p.spot and p.offer.provider == home_provider and p.offer.provides(first)
+    ]
+    if not options:
+        return None
+    in_region = [p for p in options if p.offer.region == home_region]
+    pool = in_region or options
+    best = min(pool, key=lambda p: (p.hourly_usd, _stable(p.offer)))
+    return estimate(spec, Placement(best.offer, best.nodes, spot=False, preference=best.preference), facts)
+
+
+def cheapest_listed(spec: JobSpec, offers: Iterable[Offer], facts: Facts) -> CostBreakdown | None:
+    """Lowest listed USD per GPU-hour among allowed placements (spot if the spec allows it), costed in full."""
+    options = list(candidates(spec, offers, Counter()))
+    if not options:
+        return None
+    best = min(options, key=lambda p: (p.hourly_usd / p.total_gpus, p.spot, _stable(p.offer)))
+    return estimate(spec, best, facts)

@@ -1,0 +1,354 @@
+"""The runner: launch a planned run with failover, watch it (budget breaker, preemptions, restart guard),
+tear it down, and record every step in the ledger.
+
+It reads the run's placements back from the ledger, so a detached supervisor in another process and the
+foreground CLI follow one code path. Time and sleep are injected: the lifecycle is testable without waiting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from arbitrage.costmodel import Placement
+from arbitrage.launch.backend import (
+    CLUSTER_CHECKPOINT_PATH,
+    CLUSTER_PREFIX,
+    ENV_ATTEMPT,
+    ENV_CHECKPOINT_DIR,
+    ENV_CHECKPOINT_INTERVAL,
+    ENV_RESUME,
+    ENV_RUN_ID,
+    Backend,
+    CapacityError,
+    CheckpointPlan,
+    Handle,
+    JobState,
+    LaunchError,
+    LaunchRequest,
+)
+from arbitrage.ledger import (
+    EV_BUDGET_STOPPED,
+    EV_CANCELLED,
+    EV_FAILED,
+    EV_FAILED_OVER,
+    EV_FINISHED,
+    EV_INTERRUPTED,
+    EV_LAUNCH_FAILED,
+    EV_NOTE,
+    EV_PREEMPTED,
+    EV_RESUMED,
+    EV_TORN_DOWN,
+    RUN_BUDGET_STOPPED,
+    RUN_CANCELLED,
+    RUN_FAILED,
+    RUN_INTERRUPTED,
+    RUN_NO_CAPACITY,
+    RUN_RECOVERING,
+    RUN_RUNNING,
+    RUN_SUCCEEDED,
+    Ledger,
+    PlacementRow,
+)
+from arbitrage.offers import Offer
+
+if TYPE_CHECKING:
+    from arbitrage.jobspec import JobSpec
+
+# Test hook: exit abruptly right after the named event is committed, to prove the ledger survives a crash.
+CRASH_HOOK_ENV = "GPUARB_CRASH_AFTER"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Limits and cadence of one supervised run."""
+
+    max_failovers: int = 3  # further placements tried after the first one has no capacity
+    max_restarts: int = 10  # preemption restarts before the run is failed (runaway guard)
+    poll_seconds: float = 10.0
+    idle_minutes_to_autostop: int = 30
+    checkpoint_root: Path | None = None  # local checkpoint directories (local backend) live under it
+
+
+def placement_row(cost: object) -> dict[str, object]:
+    """A planner CostBreakdown as the ledger's placement columns (prices per whole cluster, with provenance)."""
+    from arbitrage.costmodel import CostBreakdown
+
+    assert isinstance(cost, CostBreakdown)
+    p, o = cost.placement, cost.placement.offer
+    return {
+        "provider": o.provider, "region": o.region, "zone": o.zone, "instance_type": o.instance_type,
+        "accelerator": o.accelerator, "gpus_per_node": o.gpus_per_node, "nodes": p.nodes, "spot": p.spot,
+        "usd_per_hour": cost.hourly_usd, "expected_hours": cost.expected_hours,
+        "expected_total_usd": cost.total_usd, "compute_usd": cost.compute_usd,
+        "preemption_usd": cost.preemption_usd, "egress_in_usd": cost.egress_in_usd,
+        "egress_out_usd": cost.egress_out_usd, "price_source": o.source, "price_as_of": o.as_of,
+        "price_ref": o.price_ref,
+    }
+
+
+def placement_from_row(row: PlacementRow) -> Placement:
+    """Rebuild the launchable part of a recorded placement (what SkyPilot or Ray needs to pin it)."""
+    per_instance = row.usd_per_hour / row.nodes
+    offer = Offer(
+        provider=row.provider, region=row.region, zone=row.zone, instance_type=row.instance_type,
+        accelerator=row.accelerator, gpus_per_node=row.gpus_per_node, gpu_memory_gb=0.0, vcpus=None, ram_gb=None,
+        on_demand_usd_per_hour=None if row.spot else per_instance,
+        spot_usd_per_hour=per_instance if row.spot else None,
+        interconnect="none", interconnect_gbps=0.0, source=row.price_source,  # type: ignore[arg-type]
+        as_of=row.price_as_of, price_ref=row.price_ref)
+    return Placement(offer, row.nodes, spot=row.spot, preference=row.rank)
+
+
+def cluster_name(run_id: str, attempt: int) -> str:
+    """The cluster of one attempt: prefixed so `gpuarb reap` knows it, short and lowercase for every cloud."""
+    return f"{CLUSTER_PREFIX}{run_id}-a{attempt}".lower()
+
+
+def _is_bucket(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def checkpoint_plan(spec: JobSpec, run_id: str, *, local: bool, root: Path | None) -> CheckpointPlan | None:
+    """Where the job's checkpoints persist and where it sees them.
+
+    Cloud backends mount the spec's bucket URI at a fixed path. The local backend uses a local directory:
+    the spec's own (file:// or a path, relative to the spec file) or one per run under ``root``.
+    """
+    interval = spec.checkpoint.interval_minutes if spec.checkpoint else 10.0
+    if not local:
+        if spec.checkpoint is None:
+            return None
+        return CheckpointPlan(uri=spec.checkpoint.uri, mount_path=CLUSTER_CHECKPOINT_PATH, interval_minutes=interval)
+    if spec.checkpoint is not None and not _is_bucket(spec.checkpoint.uri):
+        raw = spec.checkpoint.uri.removeprefix("file://")
+        path = Path(raw).expanduser()
+        if not path.is_absolute():
+            path = Path(spec.path).resolve().parent / path
+    else:
+        if root is None:
+            raise ValueError("a local checkpoint root is required for the local backend")
+        path = root / run_id
+    return CheckpointPlan(uri=path.as_uri(), mount_path=str(path), interval_minutes=interval)
+
+
+class Runner:
+    """Supervises one run at a time: launch with failover, watch, tear down; the ledger records it all."""
+
+    def __init__(self, backend: Backend, ledger: Ledger, *, clock: Callable[[], datetime],
+                 sleep: Callable[[float], None], options: RunOptions, say: Callable[[str], None]) -> None:
+        self.backend = backend
+        self.ledger = ledger
+        self.clock = clock
+        self.sleep = sleep
+        self.options = options
+        self.say = say
+        self.handle: Handle | None = None  # the live attempt, for interrupt handling
+        self.attempt: int | None = None
+
+    # -- recording ---------------------------------------------------------------------------------
+
+    def _crash_hook(self, kind: str) -> None:
+        if os.environ.get(CRASH_HOOK_ENV) == kind:
+            os._exit(70)
+
+    def _record(self, run_id: str, kind: str, message: str, *, attempt: int | None = None,
+                state: str | None = None) -> None:
+        self.ledger.record(run_id, kind, self.clock(), message, attempt=attempt, state=state)
+        self._crash_hook(kind)
+
+    def _end(self, run_id: str, n: int, outcome: str, message: str, *, kind: str, state: str | None = None,
+             restarts: int | None = None) -> None:
+        self.ledger.end_attempt(run_id, n, outcome, self.clock(), message, kind=kind, run_state=state,
+                                restarts=restarts)
+        self._crash_hook(kind)
+
+    def _teardown(self, run_id: str, handle: Handle, n: int) -> None:
+        try:
+            self.backend.teardown(handle)
+        except Exception as exc:  # a failed teardown must be loud, never lost
+            message = f"teardown of {handle.cluster_name} failed: {_one_line(exc)}; run `gpuarb down {run_id}`"
+            self._record(run_id, EV_NOTE, message, attempt=n)
+            self.say(f"warning: {message}")
+            return
+        self._record(run_id, EV_TORN_DOWN, f"{handle.cluster_name} torn down", attempt=n)
+
+    # -- the lifecycle -----------------------------------------------------------------------------
+
+    def supervise(self, run_id: str, spec: JobSpec) -> str:
+        """Launch the run's placements in rank order until one runs, watch it to the end; returns the run state."""
+        rows = self.ledger.placements(run_id)
+        ranks = [r.rank for r in rows][: self.options.max_failovers + 1]
+        restarts = 0
+        position = 0
+        launched_before = False
+        while True:
+            if position >= len(ranks):
+                tried = ", ".join(rows[r].label for r in ranks) or "no placement"
+                message = f"no capacity on any of {len(ranks)} placements tried ({tried})"
+                self._record(run_id, EV_FAILED, message, state=RUN_NO_CAPACITY)
+                return RUN_NO_CAPACITY
+            row = rows[ranks[position]]
+            outcome = self._attempt(run_id, spec, row, resume=launched_before)
+            if outcome == "capacity":
+                position += 1
+                if position < len(ranks):
+                    self._record(run_id, EV_FAILED_OVER, f"trying #{position + 1}: {rows[ranks[position]].label}")
+                continue
+            launched_before = True
+            if outcome == "preempted":
+                restarts += 1
+                if restarts > self.options.max_restarts:
+                    message = f"gave up after {self.options.max_restarts} restarts (max_restarts)"
+                    self._record(run_id, EV_FAILED, message, state=RUN_FAILED)
+                    return RUN_FAILED
+                continue
+            return outcome
+
+    def _attempt(self, run_id: str, spec: JobSpec, row: PlacementRow, *, resume: bool) -> str:
+        """One launch and watch; returns 'capacity', 'preempted' or the run's final state."""
+        now = self.clock()
+        n = self.ledger.start_attempt(run_id, row.rank, lambda k: cluster_name(run_id, k), now)
+        name = cluster_name(run_id, n)
+        local = self.backend.name == "local"
+        ckpt = checkpoint_plan(spec, run_id, local=local, root=self.options.checkpoint_root)
+        envs = {ENV_RUN_ID: run_id, ENV_ATTEMPT: str(n), ENV_RESUME: "1" if resume else "0"}
+        if ckpt is not None:
+            envs[ENV_CHECKPOINT_DIR] = ckpt.mount_path
+            envs[ENV_CHECKPOINT_INTERVAL] = str(int(ckpt.interval_minutes * 60))
+            if local:
+                Path(ckpt.mount_path).mkdir(parents=True, exist_ok=True)
+        req = LaunchRequest(run_id=run_id, attempt=n, cluster_name=name, spec=spec,
+                            placement=placement_from_row(row), checkpoint=ckpt, envs=envs, resume=resume,
+                            idle_minutes_to_autostop=self.options.idle_minutes_to_autostop)
+        self.say(f"launching attempt {n} on #{row.rank + 1}: {row.label} (${row.usd_per_hour:,.2f}/h, "
+                 f"{row.price_source} price as of {row.price_as_of})")
+        self.attempt = n
+        try:
+            handle = self.backend.launch(req)
+        except CapacityError as exc:
+            self._end(run_id, n, "no-capacity", _one_line(exc), kind=EV_LAUNCH_FAILED)
+            self.say(f"no capacity: {_one_line(exc)}")
+            self._teardown_by_name(run_id, name, n)
+            return "capacity"
+        except LaunchError as exc:
+            self._end(run_id, n, "launch-error", _one_line(exc), kind=EV_FAILED, state=RUN_FAILED)
+            self.say(f"launch failed: {_one_line(exc)}")
+            self._teardown_by_name(run_id, name, n)
+            return RUN_FAILED
+        self.handle = handle
+        handle_data = {"backend": handle.backend, "cluster_name": handle.cluster_name, "job_id": handle.job_id,
+                       "managed": handle.managed, "detail": dict(handle.detail)}
+        self.ledger.attempt_launched(run_id, n, handle_data, self.clock(), f"{row.label} as {handle.cluster_name}")
+        self._crash_hook("launched")
+        if resume:
+            self._record(run_id, EV_RESUMED, "resumed from the last checkpoint", attempt=n)
+        else:
+            self.ledger.charge_egress(run_id, egress_in_usd=row.egress_in_usd)
+        result = self._watch(run_id, spec, n, handle, row)
+        self.handle = None
+        return result
+
+    def _teardown_by_name(self, run_id: str, name: str, n: int) -> None:
+        """After a failed launch, make sure nothing half-provisioned is left billing."""
+        self._teardown(run_id, Handle(backend=self.backend.name, cluster_name=name), n)
+
+    def _watch(self, run_id: str, spec: JobSpec, n: int, handle: Handle, row: PlacementRow) -> str:
+        budget = spec.budget.max_total_usd
+        seen_restarts = 0
+        recovering = False
+        while True:
+            status = self.backend.status(handle)
+            now = self.clock()
+            if self.ledger.run(run_id).state == RUN_CANCELLED:  # `gpuarb down` from another process
+                self._end(run_id, n, "cancelled", "cancelled by gpuarb down", kind=EV_CANCELLED)
+                self._teardown(run_id, handle, n)
+                return RUN_CANCELLED
+            if status.restarts > seen_restarts:  # a managed job recovered on its own
+                for _ in range(status.restarts - seen_restarts):
+                    self._record(run_id, EV_PREEMPTED, status.message or "preempted; the backend is recovering",
+                                 attempt=n, state=RUN_RECOVERING)
+                seen_restarts = status.restarts
+                self.ledger.set_restarts(run_id, n, seen_restarts)
+                recovering = True
+                if seen_restarts > self.options.max_restarts:
+                    message = f"gave up after {self.options.max_restarts} restarts (max_restarts)"
+                    self._stop(handle)
+                    self._end(run_id, n, "restarts-exceeded", message, kind=EV_FAILED, state=RUN_FAILED,
+                              restarts=seen_restarts)
+                    self._teardown(run_id, handle, n)
+                    return RUN_FAILED
+            if recovering and status.state == JobState.RUNNING:
+                self._record(run_id, EV_RESUMED, "running again after recovery", attempt=n, state=RUN_RUNNING)
+                recovering = False
+            if status.state == JobState.SUCCEEDED:
+                self.ledger.charge_egress(run_id, egress_out_usd=row.egress_out_usd)
+                self._end(run_id, n, "succeeded", status.message or "job finished", kind=EV_FINISHED,
+                          state=RUN_SUCCEEDED, restarts=seen_restarts)
+                self._teardown(run_id, handle, n)
+                return RUN_SUCCEEDED
+            if status.state == JobState.PREEMPTED:
+                self._end(run_id, n, "preempted", status.message or "job stopped from outside",
+                          kind=EV_PREEMPTED, state=RUN_RECOVERING, restarts=seen_restarts)
+                self.say(f"preempted: {status.message or 'job stopped from outside'}; resuming")
+                self._teardown(run_id, handle, n)
+                return "preempted"
+            if status.state in (JobState.FAILED, JobState.CANCELLED):
+                outcome = "failed" if status.state == JobState.FAILED else "cancelled"
+                state = RUN_FAILED if status.state == JobState.FAILED else RUN_CANCELLED
+                self._end(run_id, n, outcome, status.message or f"job {outcome}",
+                          kind=EV_FAILED if state == RUN_FAILED else EV_CANCELLED, state=state,
+                          restarts=seen_restarts)
+                self._teardown(run_id, handle, n)
+                return state
+            spent = self.ledger.spent_usd(run_id, now)
+            if budget is not None and spent >= budget:
+                message = f"budget reached: ${spent:,.2f} spent of ${budget:,.2f} (max_total_usd)"
+                self.say(message)
+                self._stop(handle)
+                self._end(run_id, n, "budget-stopped", message, kind=EV_BUDGET_STOPPED, state=RUN_BUDGET_STOPPED,
+                          restarts=seen_restarts)
+                self._teardown(run_id, handle, n)
+                return RUN_BUDGET_STOPPED
+            self.sleep(self.options.poll_seconds)
+
+    def _stop(self, handle: Handle) -> None:
+        try:
+            self.backend.cancel(handle)
+        except Exception as exc:  # teardown follows and deletes the cluster anyway
+            self.say(f"warning: cancel of {handle.cluster_name} failed: {_one_line(exc)}")
+
+    def interrupt(self, run_id: str, *, teardown: bool) -> None:
+        """The supervisor is stopping (Ctrl-C, SIGTERM): tear the cluster down, or say loudly that it is left up."""
+        handle, n = self.handle, self.attempt
+        if handle is None or n is None:
+            self._record(run_id, EV_INTERRUPTED, "interrupted before launch", attempt=n, state=RUN_INTERRUPTED)
+            if n is not None:
+                self._teardown_by_name(run_id, cluster_name(run_id, n), n)
+            return
+        if teardown:
+            self._stop(handle)
+            self._end(run_id, n, "interrupted", "interrupted; cluster torn down", kind=EV_INTERRUPTED,
+                      state=RUN_INTERRUPTED)
+            self._teardown(run_id, handle, n)
+        else:
+            message = (f"supervisor stopped; {handle.cluster_name} left running: "
+                       f"`gpuarb down {run_id}` stops it, `gpuarb reap` finds it")
+            self._record(run_id, EV_NOTE, message, attempt=n, state=RUN_RUNNING)
+            self.ledger.set_supervisor(run_id, None, None)
+
+
+def handle_from_attempt(data: Mapping[str, object]) -> Handle:
+    """The Handle stored with an attempt in the ledger, rebuilt for status/logs/down from another process."""
+    return Handle(backend=str(data["backend"]), cluster_name=str(data["cluster_name"]),
+                  job_id=None if data.get("job_id") is None else str(data["job_id"]),
+                  managed=bool(data.get("managed")), detail=dict(data.get("detail") or {}))  # type: ignore[call-overload]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

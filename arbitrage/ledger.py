@@ -1,0 +1,515 @@
+"""The run ledger: every run, its planned placements, launch attempts, events, tags and cost, in SQLite.
+
+One file (default ``$GPUARB_DATA_DIR/ledger.sqlite3``, else ``$XDG_DATA_HOME/gpuarb`` or ``~/.local/share/gpuarb``)
+in WAL mode, so `gpuarb status` reads while a supervisor writes. Every state change is one transaction that
+writes the event and the state it implies together: a process killed at any point leaves a consistent ledger
+(a run whose supervisor died is shown as such and its cluster is found by `gpuarb reap`).
+The schema is versioned with ``PRAGMA user_version``; opening an older file migrates it, a newer one is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from arbitrage.errors import GpuarbError
+
+SCHEMA_VERSION = 1
+
+# Run states. "Terminal" ones never change again; the rest mean a supervisor should be watching.
+RUN_PLANNED = "planned"
+RUN_LAUNCHING = "launching"
+RUN_RUNNING = "running"
+RUN_RECOVERING = "recovering"
+RUN_SUCCEEDED = "succeeded"
+RUN_FAILED = "failed"
+RUN_NO_CAPACITY = "no-capacity"
+RUN_BUDGET_STOPPED = "budget-stopped"
+RUN_CANCELLED = "cancelled"
+RUN_INTERRUPTED = "interrupted"  # the supervisor stopped (Ctrl-C, crash) and the cluster was torn down
+TERMINAL_STATES = frozenset({RUN_SUCCEEDED, RUN_FAILED, RUN_NO_CAPACITY, RUN_BUDGET_STOPPED, RUN_CANCELLED,
+                             RUN_INTERRUPTED})
+
+# Event kinds, as the issue names them.
+EV_PLANNED = "planned"
+EV_LAUNCHED = "launched"
+EV_LAUNCH_FAILED = "launch-failed"
+EV_FAILED_OVER = "failed-over"
+EV_PREEMPTED = "preempted"
+EV_RESUMED = "resumed"
+EV_BUDGET_STOPPED = "budget-stopped"
+EV_FINISHED = "finished"
+EV_FAILED = "failed"
+EV_CANCELLED = "cancelled"
+EV_TORN_DOWN = "torn-down"
+EV_INTERRUPTED = "interrupted"
+EV_NOTE = "note"
+
+_MIGRATIONS: tuple[str, ...] = (
+    # v1
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        spec_path TEXT NOT NULL,
+        spec_text TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        ended_at TEXT,
+        currency TEXT NOT NULL DEFAULT 'USD',
+        budget_total_usd REAL,
+        budget_hourly_usd REAL,
+        expected_total_usd REAL,
+        expected_hours REAL,
+        egress_in_usd REAL NOT NULL DEFAULT 0,
+        egress_out_usd REAL NOT NULL DEFAULT 0,
+        supervisor_pid INTEGER,
+        supervisor_host TEXT,
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE placements (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        rank INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        region TEXT NOT NULL,
+        zone TEXT,
+        instance_type TEXT NOT NULL,
+        accelerator TEXT NOT NULL,
+        gpus_per_node INTEGER NOT NULL,
+        nodes INTEGER NOT NULL,
+        spot INTEGER NOT NULL,
+        usd_per_hour REAL NOT NULL,
+        expected_hours REAL NOT NULL,
+        expected_total_usd REAL NOT NULL,
+        compute_usd REAL NOT NULL,
+        preemption_usd REAL NOT NULL,
+        egress_in_usd REAL NOT NULL,
+        egress_out_usd REAL NOT NULL,
+        price_source TEXT NOT NULL,
+        price_as_of TEXT NOT NULL,
+        price_ref TEXT NOT NULL,
+        PRIMARY KEY (run_id, rank)
+    );
+    CREATE TABLE attempts (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        n INTEGER NOT NULL,
+        rank INTEGER NOT NULL,
+        cluster_name TEXT NOT NULL,
+        handle TEXT,
+        started_at TEXT NOT NULL,
+        running_at TEXT,
+        ended_at TEXT,
+        outcome TEXT,
+        message TEXT NOT NULL DEFAULT '',
+        restarts INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, n),
+        FOREIGN KEY (run_id, rank) REFERENCES placements(run_id, rank)
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        attempt INTEGER,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE tags (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    );
+    CREATE INDEX events_by_run ON events(run_id, id);
+    CREATE INDEX tags_by_kv ON tags(key, value);
+    CREATE INDEX runs_by_created ON runs(created_at);
+    """,
+)
+
+
+class LedgerError(GpuarbError):
+    """The ledger file cannot be opened or is from a newer gpuarb; one line naming the file."""
+
+
+def default_path() -> Path:
+    """Where the ledger lives: $GPUARB_DATA_DIR, else $XDG_DATA_HOME/gpuarb, else ~/.local/share/gpuarb."""
+    base = os.environ.get("GPUARB_DATA_DIR")
+    if base:
+        return Path(base) / "ledger.sqlite3"
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "gpuarb" / "ledger.sqlite3"
+
+
+def _iso(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        raise ValueError("ledger timestamps must be timezone-aware")
+    return ts.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A ledger timestamp back as an aware datetime (None stays None)."""
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class PlacementRow:
+    """A planned placement as recorded for a run (rank 0 is the plan's best)."""
+
+    run_id: str
+    rank: int
+    provider: str
+    region: str
+    zone: str | None
+    instance_type: str
+    accelerator: str
+    gpus_per_node: int
+    nodes: int
+    spot: bool
+    usd_per_hour: float  # whole cluster
+    expected_hours: float
+    expected_total_usd: float
+    compute_usd: float
+    preemption_usd: float
+    egress_in_usd: float
+    egress_out_usd: float
+    price_source: str
+    price_as_of: str
+    price_ref: str
+
+    @property
+    def label(self) -> str:
+        """One-line name of the placement, as the CLI prints it."""
+        where = self.zone or self.region
+        kind = "spot" if self.spot else "on-demand"
+        nodes = f"{self.nodes}x " if self.nodes > 1 else ""
+        return f"{self.provider} {where} {nodes}{self.instance_type} {kind}"
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One launch attempt of a run on one placement."""
+
+    run_id: str
+    n: int
+    rank: int
+    cluster_name: str
+    handle: dict[str, Any] | None
+    started_at: datetime
+    running_at: datetime | None
+    ended_at: datetime | None
+    outcome: str | None
+    message: str
+    restarts: int
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """Something that happened to a run, in order."""
+
+    id: int
+    run_id: str
+    attempt: int | None
+    at: datetime
+    kind: str
+    message: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as recorded: what, where, state, and the expected cost."""
+
+    id: str
+    name: str
+    spec_path: str
+    spec_text: str
+    backend: str
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    currency: str
+    budget_total_usd: float | None
+    budget_hourly_usd: float | None
+    expected_total_usd: float | None
+    expected_hours: float | None
+    egress_in_usd: float
+    egress_out_usd: float
+    supervisor_pid: int | None
+    supervisor_host: str | None
+    message: str
+    tags: dict[str, str]
+
+    @property
+    def terminal(self) -> bool:
+        """True when this run will never change again."""
+        return self.state in TERMINAL_STATES
+
+
+def attempt_cost_usd(attempt: AttemptRow, placement: PlacementRow, now: datetime) -> float:
+    """Compute billed for one attempt: hours from launch to end (or now) x the cluster's USD per hour."""
+    end = attempt.ended_at or now
+    hours = max(0.0, (end - attempt.started_at).total_seconds() / 3600)
+    return hours * placement.usd_per_hour
+
+
+class Ledger:
+    """The SQLite run ledger. Open with ``Ledger.open(path)``; every write method is one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    # -- opening -----------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Ledger:
+        """Open (creating and migrating as needed) the ledger at ``path`` or the default location."""
+        path = path or default_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            ledger = cls(conn, path)
+            ledger._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{path}: cannot open the run ledger: {exc}") from None
+        except OSError as exc:
+            raise LedgerError(f"{path}: cannot create the run ledger: {exc.strerror or exc}") from None
+        return ledger
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerError(f"{self.path}: ledger schema v{version} is newer than this gpuarb (v{SCHEMA_VERSION});"
+                              " upgrade gpuarb")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._tx():
+                for statement in _MIGRATIONS[target - 1].split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {target}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def create_run(self, *, name: str, spec_path: str, spec_text: str, backend: str, now: datetime,
+                   placements: list[dict[str, Any]], tags: Mapping[str, str], budget_total_usd: float | None,
+                   budget_hourly_usd: float | None, supervisor_pid: int | None = None,
+                   supervisor_host: str | None = None, message: str = "") -> str:
+        """Record a new run with its ranked placements (each a dict of PlacementRow fields but run_id/rank)."""
+        run_id = f"{now.astimezone(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        best = placements[0] if placements else None
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO runs (id, name, spec_path, spec_text, backend, state, created_at, updated_at,"
+                " budget_total_usd, budget_hourly_usd, expected_total_usd, expected_hours, supervisor_pid,"
+                " supervisor_host, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, name, spec_path, spec_text, backend, RUN_PLANNED, _iso(now), _iso(now), budget_total_usd,
+                 budget_hourly_usd, best and best["expected_total_usd"], best and best["expected_hours"],
+                 supervisor_pid, supervisor_host, message))
+            for rank, p in enumerate(placements):
+                c.execute(
+                    "INSERT INTO placements (run_id, rank, provider, region, zone, instance_type, accelerator,"
+                    " gpus_per_node, nodes, spot, usd_per_hour, expected_hours, expected_total_usd, compute_usd,"
+                    " preemption_usd, egress_in_usd, egress_out_usd, price_source, price_as_of, price_ref)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (run_id, rank, p["provider"], p["region"], p["zone"], p["instance_type"], p["accelerator"],
+                     p["gpus_per_node"], p["nodes"], int(p["spot"]), p["usd_per_hour"], p["expected_hours"],
+                     p["expected_total_usd"], p["compute_usd"], p["preemption_usd"], p["egress_in_usd"],
+                     p["egress_out_usd"], p["price_source"], p["price_as_of"], p["price_ref"]))
+            c.executemany("INSERT INTO tags (run_id, key, value) VALUES (?,?,?)",
+                          [(run_id, k, str(v)) for k, v in sorted(tags.items())])
+            self._event(c, run_id, None, now, EV_PLANNED, f"{len(placements)} feasible placements", {})
+        return run_id
+
+    def _event(self, c: sqlite3.Connection, run_id: str, attempt: int | None, now: datetime, kind: str,
+               message: str, data: Mapping[str, Any]) -> None:
+        c.execute("INSERT INTO events (run_id, attempt, at, kind, message, data) VALUES (?,?,?,?,?,?)",
+                  (run_id, attempt, _iso(now), kind, message, json.dumps(dict(data), sort_keys=True)))
+
+    def _set_state(self, c: sqlite3.Connection, run_id: str, state: str, now: datetime, message: str | None) -> None:
+        ended = _iso(now) if state in TERMINAL_STATES else None
+        if message is None:
+            c.execute("UPDATE runs SET state=?, updated_at=?, ended_at=COALESCE(ended_at, ?) WHERE id=?",
+                      (state, _iso(now), ended, run_id))
+        else:
+            c.execute("UPDATE runs SET state=?, updated_at=?, ended_at=COALESCE(ended_at, ?), message=? WHERE id=?",
+                      (state, _iso(now), ended, message, run_id))
+
+    def record(self, run_id: str, kind: str, now: datetime, message: str = "", *, attempt: int | None = None,
+               state: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+        """Append an event and, in the same transaction, move the run to ``state`` (if given)."""
+        with self._tx() as c:
+            self._event(c, run_id, attempt, now, kind, message, data or {})
+            if state is not None:
+                self._set_state(c, run_id, state, now, message)
+
+    def set_supervisor(self, run_id: str, pid: int | None, host: str | None) -> None:
+        """Record which process watches the run (a detached supervisor replaces the submitting CLI)."""
+        with self._tx() as c:
+            c.execute("UPDATE runs SET supervisor_pid=?, supervisor_host=? WHERE id=?", (pid, host, run_id))
+
+    def start_attempt(self, run_id: str, rank: int, cluster_name_for: Callable[[int], str], now: datetime) -> int:
+        """Open attempt n+1 on placement ``rank`` (state launching), its cluster named by number; returns n."""
+        with self._tx() as c:
+            n = c.execute("SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE run_id=?", (run_id,)).fetchone()[0]
+            c.execute("INSERT INTO attempts (run_id, n, rank, cluster_name, started_at) VALUES (?,?,?,?,?)",
+                      (run_id, n, rank, cluster_name_for(n), _iso(now)))
+            self._set_state(c, run_id, RUN_LAUNCHING, now, None)
+        return n
+
+    def attempt_launched(self, run_id: str, n: int, handle: Mapping[str, Any], now: datetime, message: str) -> None:
+        """The backend accepted the launch: store the handle, mark the run running, log `launched`."""
+        with self._tx() as c:
+            c.execute("UPDATE attempts SET handle=?, running_at=? WHERE run_id=? AND n=?",
+                      (json.dumps(dict(handle), sort_keys=True), _iso(now), run_id, n))
+            self._event(c, run_id, n, now, EV_LAUNCHED, message, {"handle": dict(handle)})
+            self._set_state(c, run_id, RUN_RUNNING, now, None)
+
+    def end_attempt(self, run_id: str, n: int, outcome: str, now: datetime, message: str, *, kind: str,
+                    run_state: str | None = None, restarts: int | None = None) -> None:
+        """Close an attempt (idempotent: the first end time wins), log ``kind`` and move the run if asked."""
+        with self._tx() as c:
+            c.execute("UPDATE attempts SET ended_at=COALESCE(ended_at, ?), outcome=COALESCE(outcome, ?),"
+                      " message=CASE WHEN message='' THEN ? ELSE message END,"
+                      " restarts=COALESCE(?, restarts) WHERE run_id=? AND n=?",
+                      (_iso(now), outcome, message, restarts, run_id, n))
+            self._event(c, run_id, n, now, kind, message, {"outcome": outcome})
+            if run_state is not None:
+                self._set_state(c, run_id, run_state, now, message)
+
+    def set_restarts(self, run_id: str, n: int, restarts: int) -> None:
+        """Record how many preemption recoveries the backend reported for an attempt."""
+        with self._tx() as c:
+            c.execute("UPDATE attempts SET restarts=? WHERE run_id=? AND n=?", (restarts, run_id, n))
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _run(self, row: sqlite3.Row) -> RunRow:
+        tags = {r["key"]: r["value"] for r in
+                self._conn.execute("SELECT key, value FROM tags WHERE run_id=? ORDER BY key", (row["id"],))}
+        return RunRow(
+            id=row["id"], name=row["name"], spec_path=row["spec_path"], spec_text=row["spec_text"],
+            backend=row["backend"], state=row["state"], created_at=parse_time(row["created_at"]),  # type: ignore[arg-type]
+            updated_at=parse_time(row["updated_at"]), ended_at=parse_time(row["ended_at"]),  # type: ignore[arg-type]
+            currency=row["currency"], budget_total_usd=row["budget_total_usd"],
+            budget_hourly_usd=row["budget_hourly_usd"], expected_total_usd=row["expected_total_usd"],
+            expected_hours=row["expected_hours"], egress_in_usd=row["egress_in_usd"],
+            egress_out_usd=row["egress_out_usd"], supervisor_pid=row["supervisor_pid"],
+            supervisor_host=row["supervisor_host"], message=row["message"], tags=tags)
+
+    def run(self, run_id: str) -> RunRow:
+        """One run by id, or by a unique prefix of its id; LedgerError if none or ambiguous."""
+        rows = self._conn.execute("SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY id",
+                                  (run_id, run_id.replace("%", "") + "%")).fetchall()
+        exact = [r for r in rows if r["id"] == run_id]
+        if exact:
+            return self._run(exact[0])
+        if not rows:
+            raise LedgerError(f"no run {run_id!r} in {self.path} (see `gpuarb history`)")
+        if len(rows) > 1:
+            raise LedgerError(f"run id {run_id!r} is ambiguous: {', '.join(r['id'] for r in rows[:5])}")
+        return self._run(rows[0])
+
+    def runs(self, *, since: datetime | None = None, tags: Mapping[str, str] | None = None,
+             states: frozenset[str] | None = None, limit: int | None = None) -> list[RunRow]:
+        """Runs newest first, filtered by creation time, exact tag matches and state."""
+        sql = "SELECT * FROM runs r WHERE 1=1"
+        args: list[Any] = []
+        if since is not None:
+            sql += " AND r.created_at >= ?"
+            args.append(_iso(since))
+        for key, value in (tags or {}).items():
+            sql += " AND EXISTS (SELECT 1 FROM tags t WHERE t.run_id=r.id AND t.key=? AND t.value=?)"
+            args += [key, value]
+        if states:
+            sql += f" AND r.state IN ({','.join('?' * len(states))})"
+            args += sorted(states)
+        sql += " ORDER BY r.created_at DESC, r.id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [self._run(r) for r in self._conn.execute(sql, args)]
+
+    def placements(self, run_id: str) -> list[PlacementRow]:
+        """The run's planned placements, best first."""
+        rows = self._conn.execute("SELECT * FROM placements WHERE run_id=? ORDER BY rank", (run_id,))
+        return [PlacementRow(**{**dict(r), "spot": bool(r["spot"])}) for r in rows]
+
+    def attempts(self, run_id: str) -> list[AttemptRow]:
+        """The run's launch attempts in order."""
+        out = []
+        for r in self._conn.execute("SELECT * FROM attempts WHERE run_id=? ORDER BY n", (run_id,)):
+            out.append(AttemptRow(
+                run_id=r["run_id"], n=r["n"], rank=r["rank"], cluster_name=r["cluster_name"],
+                handle=json.loads(r["handle"]) if r["handle"] else None,
+                started_at=parse_time(r["started_at"]),  # type: ignore[arg-type]
+                running_at=parse_time(r["running_at"]), ended_at=parse_time(r["ended_at"]),
+                outcome=r["outcome"], message=r["message"], restarts=r["restarts"]))
+        return out
+
+    def events(self, run_id: str) -> list[EventRow]:
+        """The run's events in the order they happened."""
+        return [EventRow(id=r["id"], run_id=r["run_id"], attempt=r["attempt"],
+                         at=parse_time(r["at"]), kind=r["kind"], message=r["message"],  # type: ignore[arg-type]
+                         data=json.loads(r["data"]))
+                for r in self._conn.execute("SELECT * FROM events WHERE run_id=? ORDER BY id", (run_id,))]
+
+    def spent_usd(self, run_id: str, now: datetime) -> float:
+        """Compute billed so far over all attempts, plus the egress already charged to the run."""
+        placements = {p.rank: p for p in self.placements(run_id)}
+        run = self.run(run_id)
+        compute = sum(attempt_cost_usd(a, placements[a.rank], now) for a in self.attempts(run_id))
+        return compute + run.egress_in_usd + run.egress_out_usd
+
+    def charge_egress(self, run_id: str, *, egress_in_usd: float = 0.0, egress_out_usd: float = 0.0) -> None:
+        """Add data-transfer charges to the run (input staged at first launch, outputs sent home at the end)."""
+        with self._tx() as c:
+            c.execute("UPDATE runs SET egress_in_usd = egress_in_usd + ?, egress_out_usd = egress_out_usd + ?"
+                      " WHERE id=?", (egress_in_usd, egress_out_usd, run_id))
+
+    def check(self) -> list[str]:
+        """Integrity problems (SQLite's own check, dangling rows, impossible states); empty when consistent."""
+        problems = [r[0] for r in self._conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        problems += [f"foreign key: {tuple(r)}" for r in self._conn.execute("PRAGMA foreign_key_check")]
+        for r in self._conn.execute("SELECT id, state FROM runs"):
+            if r["state"] not in TERMINAL_STATES | {RUN_PLANNED, RUN_LAUNCHING, RUN_RUNNING, RUN_RECOVERING}:
+                problems.append(f"run {r['id']}: unknown state {r['state']!r}")
+        for r in self._conn.execute("SELECT r.id FROM runs r WHERE r.state = ? AND NOT EXISTS"
+                                    " (SELECT 1 FROM attempts a WHERE a.run_id=r.id AND a.ended_at IS NULL)",
+                                    (RUN_RUNNING,)):
+            problems.append(f"run {r['id']}: running with no open attempt")
+        return problems

@@ -1,0 +1,111 @@
+"""The SQLite run ledger: schema versioning, queries, and consistency when the writer is killed mid-run."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import NOW, ROOT
+
+from arbitrage import ledger as L
+
+PLACEMENT = dict(provider="aws", region="us-east-1", zone=None, instance_type="p5.48xlarge", accelerator="H100",
+                 gpus_per_node=8, nodes=1, spot=False, usd_per_hour=98.32, expected_hours=10.0,
+                 expected_total_usd=983.2, compute_usd=983.2, preemption_usd=0.0, egress_in_usd=0.0,
+                 egress_out_usd=0.0, price_source="snapshot", price_as_of="2026-11-01", price_ref="test")
+
+
+def _new_run(ledger: L.Ledger, *, now=NOW, tags=None, name="job") -> str:
+    return ledger.create_run(name=name, spec_path="/x/job.yaml", spec_text="name: job", backend="skypilot",
+                             now=now, placements=[PLACEMENT], tags=tags or {}, budget_total_usd=None,
+                             budget_hourly_usd=None)
+
+
+def test_schema_is_versioned_and_wal(tmp_path):
+    with L.Ledger.open(tmp_path / "l.db") as ledger:
+        assert ledger._conn.execute("PRAGMA user_version").fetchone()[0] == L.SCHEMA_VERSION
+        assert ledger._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with L.Ledger.open(tmp_path / "l.db") as again:  # reopening does not re-run migrations
+        assert again.runs() == []
+
+
+def test_newer_schema_is_refused_in_one_line(tmp_path):
+    conn = sqlite3.connect(tmp_path / "l.db")
+    conn.execute(f"PRAGMA user_version = {L.SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(L.LedgerError, match="newer than this gpuarb"):
+        L.Ledger.open(tmp_path / "l.db")
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    (tmp_path / "l.db").write_text("hello, not sqlite" * 100)
+    with pytest.raises(L.LedgerError, match="cannot open the run ledger"):
+        L.Ledger.open(tmp_path / "l.db")
+
+
+def test_lookup_by_prefix_and_filters(tmp_path):
+    with L.Ledger.open(tmp_path / "l.db") as ledger:
+        a = _new_run(ledger, tags={"team": "research"}, name="a")
+        b = _new_run(ledger, now=NOW + timedelta(days=2), tags={"team": "infra"}, name="b")
+        assert ledger.run(a[:-2]).id == a
+        with pytest.raises(L.LedgerError, match="no run"):
+            ledger.run("nope")
+        assert [r.id for r in ledger.runs()] == [b, a]  # newest first
+        assert [r.id for r in ledger.runs(tags={"team": "research"})] == [a]
+        assert [r.id for r in ledger.runs(since=NOW + timedelta(days=1))] == [b]
+        assert ledger.run(a).tags == {"team": "research"}
+
+
+def test_spend_is_hours_times_recorded_price_plus_egress(tmp_path):
+    with L.Ledger.open(tmp_path / "l.db") as ledger:
+        run_id = _new_run(ledger)
+        n = ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-x-a{k}", NOW)
+        ledger.attempt_launched(run_id, n, {"backend": "skypilot"}, NOW, "up")
+        ledger.charge_egress(run_id, egress_in_usd=12.5)
+        assert ledger.spent_usd(run_id, NOW + timedelta(minutes=30)) == pytest.approx(98.32 / 2 + 12.5)
+        ledger.end_attempt(run_id, n, "succeeded", NOW + timedelta(hours=1), "done", kind=L.EV_FINISHED,
+                           run_state=L.RUN_SUCCEEDED)
+        # ended: later clocks do not add spend
+        assert ledger.spent_usd(run_id, NOW + timedelta(hours=5)) == pytest.approx(98.32 + 12.5)
+        assert ledger.run(run_id).terminal
+
+
+CRASH_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path[:0] = [{tests!r}]
+    from pathlib import Path
+    from test_runner import RUNNING, DONE, ScriptedBackend, _setup
+    from arbitrage.launch.backend import JobState, JobStatus
+    from conftest import load_facts
+    backend = ScriptedBackend(no_capacity={{"a"}}, scripts=[[RUNNING, JobStatus(JobState.PREEMPTED)], [RUNNING, DONE]])
+    spec, ledger, run_id, runner, clock = _setup(Path({tmp!r}), load_facts(), backend)
+    print(run_id, flush=True)
+    runner.supervise(run_id, spec)
+""")
+
+
+@pytest.mark.parametrize("crash_after", ["launch-failed", "failed-over", "launched", "preempted", "torn-down",
+                                         "resumed", "finished"])
+def test_a_killed_supervisor_leaves_the_ledger_consistent(tmp_path, crash_after):
+    script = CRASH_SCRIPT.format(tests=str(ROOT / "tests"), tmp=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                          env={**__import__("os").environ, "GPUARB_CRASH_AFTER": crash_after}, timeout=60)
+    assert proc.returncode == 70, proc.stderr  # died right after committing that event
+    run_id = proc.stdout.split()[0]
+    with L.Ledger.open(tmp_path / "ledger.sqlite3") as ledger:
+        assert ledger.check() == []
+        kinds = [e.kind for e in ledger.events(run_id)]
+        assert kinds[-1] == crash_after
+        run = ledger.run(run_id)
+        # the state matches the last event: nothing half-written
+        expected = {"launch-failed": L.RUN_LAUNCHING, "failed-over": L.RUN_LAUNCHING, "launched": L.RUN_RUNNING,
+                    "preempted": L.RUN_RECOVERING, "resumed": L.RUN_RUNNING, "finished": L.RUN_SUCCEEDED}
+        if crash_after in expected:
+            assert run.state == expected[crash_after]
+        open_attempts = [a for a in ledger.attempts(run_id) if a.ended_at is None]
+        assert len(open_attempts) <= 1

@@ -1,0 +1,250 @@
+"""The run lifecycle against a scripted backend: failover, preemption restarts, budget breaker, teardown.
+
+The backend is the only stand-in (it replaces the clouds); runner and ledger logic are real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import NOW, make_offer, make_spec
+
+from arbitrage import ledger as L
+from arbitrage.costmodel import Placement, estimate
+from arbitrage.jobspec import Budget, Checkpoint
+from arbitrage.launch.backend import (
+    CapacityError,
+    ClusterInfo,
+    Handle,
+    JobState,
+    JobStatus,
+    LaunchError,
+    LaunchRequest,
+)
+from arbitrage.launch.runner import Runner, RunOptions, checkpoint_plan, placement_row
+
+
+@dataclass
+class ScriptedBackend:
+    """Launch outcomes per instance type and a status script per launch; records every call."""
+
+    name: str = "skypilot"
+    no_capacity: set[str] = field(default_factory=set)
+    broken: set[str] = field(default_factory=set)
+    scripts: list[list[JobStatus]] = field(default_factory=list)
+    launched: list[LaunchRequest] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    torn_down: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        return None
+
+    def render(self, req: LaunchRequest) -> str:
+        return req.cluster_name
+
+    def launch(self, req: LaunchRequest) -> Handle:
+        itype = req.placement.offer.instance_type
+        if itype in self.no_capacity:
+            raise CapacityError(f"{itype}: insufficient capacity")
+        if itype in self.broken:
+            raise LaunchError(f"{itype}: invalid credentials")
+        self.launched.append(req)
+        return Handle(backend=self.name, cluster_name=req.cluster_name, job_id=str(len(self.launched)))
+
+    def status(self, handle: Handle) -> JobStatus:
+        script = self.scripts[int(handle.job_id or 1) - 1]
+        return script.pop(0) if len(script) > 1 else script[0]
+
+    def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
+        yield "log line"
+
+    def cancel(self, handle: Handle) -> None:
+        self.cancelled.append(handle.cluster_name)
+
+    def teardown(self, handle: Handle) -> None:
+        self.torn_down.append(handle.cluster_name)
+
+    def clusters(self) -> list[ClusterInfo]:
+        return []
+
+
+class FakeClock:
+    """Time that moves only when the runner sleeps."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+RUNNING = JobStatus(JobState.RUNNING)
+DONE = JobStatus(JobState.SUCCEEDED, message="exit 0")
+
+
+def _setup(tmp_path: Path, facts, backend: ScriptedBackend, *, budget: float | None = None, itypes=("a", "b", "c"),
+           spec_overrides=None, max_restarts: int = 10, poll_seconds: float = 600.0):
+    spec = make_spec(budget=Budget(max_total_usd=budget), checkpoint=Checkpoint("s3://b/ck", 10.0),
+                     **(spec_overrides or {}))
+    costs = [estimate(spec, Placement(make_offer(instance_type=t, on_demand_usd_per_hour=40.0 + i), 1, spot=False),
+                      facts) for i, t in enumerate(itypes)]
+    ledger = L.Ledger.open(tmp_path / "ledger.sqlite3")
+    run_id = ledger.create_run(name=spec.name, spec_path="job.yaml", spec_text="name: t", backend=backend.name,
+                               now=NOW, placements=[placement_row(c) for c in costs], tags={"team": "r"},
+                               budget_total_usd=budget, budget_hourly_usd=None)
+    clock = FakeClock()
+    runner = Runner(backend, ledger, clock=clock, sleep=clock.sleep,
+                    options=RunOptions(poll_seconds=poll_seconds, max_restarts=max_restarts,
+                                       checkpoint_root=tmp_path / "ck"), say=lambda m: None)
+    return spec, ledger, run_id, runner, clock
+
+
+def _kinds(ledger: L.Ledger, run_id: str) -> list[str]:
+    return [e.kind for e in ledger.events(run_id)]
+
+
+def test_success_tears_down_and_records_cost(tmp_path, facts):
+    backend = ScriptedBackend(scripts=[[RUNNING, RUNNING, DONE]])
+    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+    assert runner.supervise(run_id, spec) == L.RUN_SUCCEEDED
+    assert backend.torn_down == [backend.launched[0].cluster_name]
+    assert _kinds(ledger, run_id) == ["planned", "launched", "finished", "torn-down"]
+    # two polls of 600 s each at $40/h = $13.33 of compute
+    assert ledger.spent_usd(run_id, clock.now) == pytest.approx(40.0 * 1200 / 3600)
+    assert ledger.run(run_id).ended_at == clock.now
+    assert ledger.check() == []
+
+
+def test_launch_request_pins_placement_and_checkpoint_env(tmp_path, facts):
+    backend = ScriptedBackend(scripts=[[DONE]])
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
+    runner.supervise(run_id, spec)
+    req = backend.launched[0]
+    assert req.placement.offer.instance_type == "a" and not req.placement.spot
+    assert req.cluster_name == f"gpuarb-{run_id}-a1"
+    assert req.envs["GPUARB_CHECKPOINT_DIR"] == "/gpuarb/checkpoints"
+    assert req.envs["GPUARB_CHECKPOINT_INTERVAL_SECONDS"] == "600"
+    assert req.envs["GPUARB_RESUME"] == "0" and req.envs["GPUARB_RUN_ID"] == run_id
+
+
+def test_capacity_errors_fail_over_in_rank_order(tmp_path, facts):
+    backend = ScriptedBackend(no_capacity={"a", "b"}, scripts=[[DONE]])
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
+    assert runner.supervise(run_id, spec) == L.RUN_SUCCEEDED
+    assert [r.placement.offer.instance_type for r in backend.launched] == ["c"]
+    attempts = ledger.attempts(run_id)
+    assert [(a.rank, a.outcome) for a in attempts] == [(0, "no-capacity"), (1, "no-capacity"), (2, "succeeded")]
+    assert _kinds(ledger, run_id).count("failed-over") == 2
+
+
+def test_no_capacity_anywhere_ends_no_capacity(tmp_path, facts):
+    backend = ScriptedBackend(no_capacity={"a", "b", "c"})
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
+    assert runner.supervise(run_id, spec) == L.RUN_NO_CAPACITY
+    assert "no capacity on any of 3 placements" in ledger.run(run_id).message
+
+
+def test_other_launch_errors_do_not_fail_over(tmp_path, facts):
+    backend = ScriptedBackend(broken={"a"})
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
+    assert runner.supervise(run_id, spec) == L.RUN_FAILED
+    assert "invalid credentials" in ledger.run(run_id).message
+    assert backend.launched == []
+
+
+def test_preemption_relaunches_with_resume_on_same_placement(tmp_path, facts):
+    backend = ScriptedBackend(scripts=[[RUNNING, JobStatus(JobState.PREEMPTED, message="spot reclaimed")],
+                                       [RUNNING, DONE]])
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
+    assert runner.supervise(run_id, spec) == L.RUN_SUCCEEDED
+    first, second = backend.launched
+    assert first.placement.offer.instance_type == second.placement.offer.instance_type == "a"
+    assert second.resume and second.envs["GPUARB_RESUME"] == "1" and second.attempt == 2
+    assert _kinds(ledger, run_id) == ["planned", "launched", "preempted", "torn-down", "launched", "resumed",
+                                      "finished", "torn-down"]
+
+
+def test_runaway_restarts_are_capped(tmp_path, facts):
+    preempt = [JobStatus(JobState.PREEMPTED)]
+    backend = ScriptedBackend(scripts=[list(preempt) for _ in range(5)])
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend, max_restarts=2)
+    assert runner.supervise(run_id, spec) == L.RUN_FAILED
+    assert len(backend.launched) == 3
+    assert "max_restarts" in ledger.run(run_id).message
+
+
+def test_managed_job_recoveries_are_recorded_once_each(tmp_path, facts):
+    script = [RUNNING, JobStatus(JobState.RECOVERING, restarts=1), JobStatus(JobState.RUNNING, restarts=1),
+              JobStatus(JobState.SUCCEEDED, restarts=1)]
+    backend = ScriptedBackend(scripts=[script])
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
+    assert runner.supervise(run_id, spec) == L.RUN_SUCCEEDED
+    kinds = _kinds(ledger, run_id)
+    assert kinds.count("preempted") == 1 and kinds.count("resumed") == 1
+    assert ledger.attempts(run_id)[0].restarts == 1
+
+
+def test_budget_breaker_stops_and_tears_down_at_the_cap(tmp_path, facts):
+    backend = ScriptedBackend(scripts=[[RUNNING]])  # never finishes on its own
+    # $40/h, polled every 10 min: at $20 the breaker must fire after 30 minutes.
+    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend, budget=20.0)
+    assert runner.supervise(run_id, spec) == L.RUN_BUDGET_STOPPED
+    assert backend.cancelled == backend.torn_down == [backend.launched[0].cluster_name]
+    spent = ledger.spent_usd(run_id, clock.now)
+    assert 20.0 <= spent < 20.0 + 40.0 * 600 / 3600 + 1e-9
+    assert ledger.run(run_id).state == L.RUN_BUDGET_STOPPED
+    assert "budget reached" in ledger.run(run_id).message
+
+
+def test_job_failure_is_failed_and_torn_down(tmp_path, facts):
+    backend = ScriptedBackend(scripts=[[RUNNING, JobStatus(JobState.FAILED, message="exit code 3")]])
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
+    assert runner.supervise(run_id, spec) == L.RUN_FAILED
+    assert ledger.run(run_id).message == "exit code 3"
+    assert backend.torn_down
+
+
+def test_down_from_another_process_stops_the_supervisor(tmp_path, facts):
+    backend = ScriptedBackend(scripts=[[RUNNING]])
+    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        ledger.record(run_id, L.EV_CANCELLED, clock.now, "cancelled by gpuarb down", state=L.RUN_CANCELLED)
+
+    runner.sleep = sleep
+    assert runner.supervise(run_id, spec) == L.RUN_CANCELLED
+    assert backend.torn_down
+
+
+def test_interrupt_tears_down_or_leaves_running_loudly(tmp_path, facts):
+    backend = ScriptedBackend(scripts=[[RUNNING]])
+    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+
+    def sleep(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    runner.sleep = sleep
+    with pytest.raises(KeyboardInterrupt):
+        runner.supervise(run_id, spec)
+    runner.interrupt(run_id, teardown=True)
+    assert ledger.run(run_id).state == L.RUN_INTERRUPTED
+    assert backend.torn_down == [backend.launched[0].cluster_name]
+    assert ledger.check() == []
+
+
+def test_local_checkpoint_plans(tmp_path):
+    spec = make_spec(checkpoint=Checkpoint("file://./ckpt", 5.0), path=str(tmp_path / "job.yaml"))
+    plan = checkpoint_plan(spec, "r1", local=True, root=tmp_path / "root")
+    assert plan is not None and plan.mount_path == str(tmp_path / "ckpt") and plan.interval_minutes == 5.0
+    bucket = make_spec(checkpoint=Checkpoint("s3://b/x", 5.0))
+    assert checkpoint_plan(bucket, "r1", local=True, root=tmp_path).mount_path == str(tmp_path / "r1")
+    assert checkpoint_plan(bucket, "r1", local=False, root=None).uri == "s3://b/x"
+    assert checkpoint_plan(make_spec(), "r1", local=False, root=None) is None
