@@ -430,6 +430,12 @@ def _root(
     """gpuarb: cheapest feasible GPU placement across clouds."""
 
 
+# Reports (report prices, report plan) and breakeven live in their own module.
+from arbitrage import cli_report  # noqa: E402
+
+cli_report.register(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

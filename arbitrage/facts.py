@@ -18,7 +18,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from arbitrage.errors import DataError
 from arbitrage.offers import INTERCONNECTS

@@ -55,10 +55,11 @@ class OwnedCluster:
 
     @property
     def usd_per_node_hour(self) -> float:
-        """Amortized purchase per busy hour + power (with PUE) + hosting, per node."""
+        """Amortized purchase and hosting per busy hour + power (with PUE) while busy, per node."""
         capital = self.purchase_usd_per_node / (self.amortization_years * HOURS_PER_YEAR * self.utilization)
         power = self.power_kw_per_node * self.pue * self.usd_per_kwh
-        hosting = self.hosting_usd_per_node_month / HOURS_PER_MONTH
+        # Hosting is paid every hour of the month, busy or not: spread it over the busy hours, like the purchase.
+        hosting = self.hosting_usd_per_node_month / (HOURS_PER_MONTH * self.utilization)
         return capital + power + hosting
 
 

@@ -42,7 +42,7 @@ def test_node_hour_price_is_amortized_purchase_plus_power_plus_hosting(tmp_path:
     (tmp_path / "onprem.yaml").write_text(CONFIG)
     assert ADAPTER.has_credentials(ctx(tmp_path))
     [offer] = asyncio.run(ADAPTER.fetch(ctx(tmp_path)))
-    expected = 250000 / (3 * HOURS_PER_YEAR * 0.5) + 10 * 1.4 * 0.10 + 2000 / HOURS_PER_MONTH
+    expected = 250000 / (3 * HOURS_PER_YEAR * 0.5) + 10 * 1.4 * 0.10 + 2000 / (HOURS_PER_MONTH * 0.5)
     assert offer.on_demand_usd_per_hour == pytest.approx(expected)
     assert offer.accelerator == "H100" and offer.gpus_per_node == 8 and offer.has_rdma
     assert offer.provider == "onprem" and offer.spot_usd_per_hour is None

@@ -124,7 +124,7 @@ def test_success_tears_down_and_records_cost(tmp_path, facts):
 
 def test_launch_request_pins_placement_and_checkpoint_env(tmp_path, facts):
     backend = ScriptedBackend(scripts=[[DONE]])
-    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
+    spec, _ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
     runner.supervise(run_id, spec)
     req = backend.launched[0]
     assert req.placement.offer.instance_type == "a" and not req.placement.spot
@@ -226,7 +226,7 @@ def test_down_from_another_process_stops_the_supervisor(tmp_path, facts):
 
 def test_interrupt_tears_down_or_leaves_running_loudly(tmp_path, facts):
     backend = ScriptedBackend(scripts=[[RUNNING]])
-    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+    spec, ledger, run_id, runner, _clock = _setup(tmp_path, facts, backend)
 
     def sleep(seconds: float) -> None:
         raise KeyboardInterrupt

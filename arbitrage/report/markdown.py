@@ -1,0 +1,171 @@
+"""Reports as GitHub-flavoured Markdown (for wikis, pull requests, finance docs). Formatting only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from arbitrage.costmodel import CostBreakdown
+from arbitrage.planner import BUDGET_REASONS
+from arbitrage.render import explain, usd
+from arbitrage.report.breakeven import Breakeven
+from arbitrage.report.plan import PlanReport
+from arbitrage.report.prices import PriceReport, Quote
+from arbitrage.report.summary import assumption_rows, breakeven_lines, plan_summary, where
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """Markdown table lines; pipes in cells are escaped."""
+    lines = ["| " + " | ".join(_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _prov(q: Quote | None) -> str:
+    return "-" if q is None else f"{q.offer.source}, as of {q.offer.as_of}"
+
+
+def _eff(q: Quote | None) -> str:
+    return "-" if q is None or q.effective_usd_per_ref_gpu_hour is None else usd(q.effective_usd_per_ref_gpu_hour)
+
+
+def _gpu_hour(q: Quote | None) -> str:
+    return "-" if q is None else usd(q.usd_per_gpu_hour)
+
+
+def _priced(q: Quote | None) -> str:
+    return "-" if q is None else f"{usd(q.usd_per_gpu_hour)} ({q.offer.provider})"
+
+
+def _instance(q: Quote | None) -> str:
+    if q is None:
+        return "-"
+    o = q.offer
+    return f"{usd(q.usd_per_hour)} ({o.instance_type}, {o.gpus_per_node} GPUs, {o.location})"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0%}"
+
+
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def prices_markdown(report: PriceReport, generated_at: str, source_note: str) -> str:
+    """The price comparison: summary ranking, then one section per GPU model, then sources."""
+    ref = report.reference_gpu
+    unit = f"$/{ref}-h"
+    out = ["# GPU price report", "",
+           f"Generated {generated_at} from {report.offers_considered} offers ({source_note}). Prices in USD per hour. "
+           f"Effective price = USD per GPU-hour ÷ the GPU's {report.workload} throughput relative to {ref} "
+           f"(gpus.csv), i.e. USD per {ref}-hour of work. Spot discount = 1 − cheapest spot ÷ cheapest on-demand at "
+           "the same provider.", ""]
+    if not report.models:
+        return "\n".join([*out, "No offer matches these filters.", ""])
+    out += ["## Cheapest per unit of work", ""]
+    out += table(["GPU", "Rel. throughput", "Cheapest on-demand $/GPU-h", f"Effective {unit}",
+                  "Cheapest spot $/GPU-h", f"Effective {unit}", "Source (as of)"],
+                 [[m.gpu_model, "-" if m.relative_throughput is None else f"{m.relative_throughput:.2f}x",
+                   _priced(m.best_on_demand), _eff(m.best_on_demand), _priced(m.best_spot), _eff(m.best_spot),
+                   "; ".join(dict.fromkeys(f"{q.offer.provider}: {_prov(q)}"
+                                           for q in (m.best_on_demand, m.best_spot) if q is not None))]
+                  for m in report.models])
+    for m in report.models:
+        rel = "-" if m.relative_throughput is None else f"{m.relative_throughput:.2f}x"
+        out += [f"## {m.gpu_model} ({m.memory_gb:g} GB, {rel} the {report.workload} throughput of {ref})", ""]
+        out += table(["Provider", "Tier", "On-demand $/GPU-h", "On-demand $/h per instance", "Spot $/GPU-h",
+                      "Spot $/h per instance", "Spot discount", f"Effective on-demand {unit}",
+                      f"Effective spot {unit}", "Source (as of)"],
+                     [[r.provider, r.tier, _gpu_hour(r.on_demand), _instance(r.on_demand), _gpu_hour(r.spot),
+                       _instance(r.spot), _pct(r.spot_discount), _eff(r.on_demand), _eff(r.spot),
+                       "; ".join(dict.fromkeys(_prov(q) for q in r.quotes))] for r in m.providers])
+        out += [f"Spread between tiers ({m.gpu_model}):", ""]
+        out += table(["Tier", "Cheapest on-demand $/GPU-h", "x cheapest tier", "Cheapest spot $/GPU-h",
+                      "x cheapest tier", "Source (as of)"],
+                     [[t.tier, _priced(t.on_demand), _ratio(t.on_demand_ratio), _priced(t.spot), _ratio(t.spot_ratio),
+                       "; ".join(dict.fromkeys(f"{q.offer.provider}: {_prov(q)}" for q in (t.on_demand, t.spot) if q))]
+                      for t in m.tiers])
+        out += [f"Throughput source: {m.throughput_source}", ""]
+    out += ["## Sources", ""]
+    out += [f"- **{p}**: {', '.join(e['source'])}, as of {', '.join(e['as_of'])}; {'; '.join(e['price_ref'])}"
+            for p, e in report.provenance().items()]
+    return "\n".join(out) + "\n"
+
+
+def _row(label: str, b: CostBreakdown, deadline_hours: float | None) -> list[str]:
+    o = b.placement.offer
+    deadline = "-" if deadline_hours is None else (
+        f"ok +{deadline_hours - b.expected_hours:.1f}h" if b.expected_hours <= deadline_hours
+        else f"late {b.expected_hours - deadline_hours:.1f}h")
+    return [label, where(b), usd(b.hourly_usd), f"{b.expected_hours:,.1f}", usd(b.compute_usd),
+            usd(b.preemption_usd), usd(b.egress_in_usd), usd(b.egress_out_usd), usd(b.total_usd), deadline,
+            f"{o.source}, as of {o.as_of}"]
+
+
+PLAN_HEAD = ["#", "Placement", "$/h", "Hours", "Compute", "Preemption", "Egress in", "Egress out", "Total",
+             "Deadline", "Source (as of)"]
+
+
+def plan_markdown(report: PlanReport) -> str:
+    """The plan report: summary with savings, ranked breakdown with baselines, why #1, rejections, sources."""
+    plan, spec = report.plan, report.plan.spec
+    out = [f"# Plan report: {spec.name}", "",
+           f"Planned {report.planned_at.isoformat(timespec='seconds')} · {' | '.join(map(str, spec.accelerators))} "
+           f"x {spec.num_nodes} node(s) · {spec.work.gpu_hours:g} {spec.work.reference} GPU-hours · spot {spec.spot} "
+           f"· objective {plan.objective} · {len(plan.placements)} feasible of {plan.candidates} candidates. "
+           "Money in USD; hours are expected wall time.", "", "## Summary", ""]
+    out += [f"- {line}" for line in plan_summary(report)] + [""]
+    rows = [_row(f"#{i}" + (" (over budget)" if report.over_budget_only else ""), b, plan.deadline_hours)
+            for i, b in enumerate(report.shown, start=1)]
+    if report.naive is not None:
+        rows.append(_row("naive", report.naive, plan.deadline_hours))
+    if report.cheapest_listed is not None:
+        rows.append(_row("cheapest listed", report.cheapest_listed, plan.deadline_hours))
+    if rows:
+        out += ["## Cost breakdown", "", *table(PLAN_HEAD, rows)]
+    if report.best is not None:
+        out += ["### Why #1", ""] + [f"- {line}" for line in explain(report.best, plan)] + [""]
+    out += ["## Rejected", ""]
+    out += (table(["Reason", "Candidates", "Budget"],
+                  [[r, n, "yes" if r in BUDGET_REASONS else ""] for r, n in plan.rejections.items()])
+            if plan.rejections else ["None.", ""])
+    out += ["## Sources", ""]
+    for provider, entry in report.catalog.items():
+        def joined(v: object) -> str:
+            return ", ".join(v) if isinstance(v, list) else str(v)
+        out.append(f"- **{provider}**: {joined(entry['source'])}, as of {joined(entry['as_of'])}; "
+                   f"{joined(entry['price_ref'])} ({entry['offers']} offers)")
+    return "\n".join(out) + "\n"
+
+
+def breakeven_markdown(b: Breakeven) -> str:
+    """Rent vs buy: assumptions with sources, findings, and the cumulative comparison by year."""
+    own = b.ownership
+    out = [f"# Rent vs buy: one {own.gpu}", "", "## Assumptions", ""]
+    out += table(["Assumption", "Value", "Source"], assumption_rows(b))
+    out += ["## Findings", ""] + [f"- {line}" for line in breakeven_lines(b)] + [""]
+    out += [f"## Cumulative cost at {own.utilization:.0%} utilization", ""]
+    out += table(["Years", "Own (USD)", "Rent (USD)", "Cheaper"],
+                 [[f"{y.years:g}", usd(y.own_usd), usd(y.rent_usd), "own" if y.own_usd < y.rent_usd else "rent"]
+                  for y in b.yearly])
+    return "\n".join(out)
+
+
+def breakeven_text(b: Breakeven) -> str:
+    """Plain text for a terminal: assumptions (value and source), findings, cumulative table."""
+    own = b.ownership
+    rows = assumption_rows(b)
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows[:-1])
+    out = [f"Rent vs buy: one {own.gpu} (USD)", "Assumptions:"]
+    for name, value, source in rows:
+        out.append(f"  {name:<{width}}  {value:<{vwidth}}  {source}" if name != "not modelled"
+                   else f"  {name:<{width}}  {value}")
+    out += ["Findings:", *(f"  {line}" for line in breakeven_lines(b)),
+            f"Cumulative cost at {own.utilization:.0%} utilization:", f"  {'years':>5}  {'own':>14}  {'rent':>14}"]
+    out += [f"  {y.years:>5g}  {usd(y.own_usd):>14}  {usd(y.rent_usd):>14}" for y in b.yearly]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,107 @@
+"""Sentences shared by the text, Markdown and HTML renderers: plan summary and break-even findings."""
+
+from __future__ import annotations
+
+from arbitrage.costmodel import CostBreakdown
+from arbitrage.render import usd
+from arbitrage.report.breakeven import Breakeven
+from arbitrage.report.plan import PlanReport
+from arbitrage.report.tables import NOT_MODELLED
+
+
+def where(b: CostBreakdown) -> str:
+    """'aws us-east-1/use1-az4 p5.48xlarge x1 spot'."""
+    p, o = b.placement, b.placement.offer
+    return f"{o.provider} {o.location} {o.instance_type} x{p.nodes} {'spot' if p.spot else 'on-demand'}"
+
+
+def _deadline_note(b: CostBreakdown, deadline_hours: float | None) -> str:
+    if deadline_hours is None:
+        return ""
+    return "; meets the deadline" if b.expected_hours <= deadline_hours else "; misses the deadline"
+
+
+def plan_summary(report: PlanReport) -> list[str]:
+    """Chosen placement, naive choice, savings and the cheapest-listed baseline, one sentence each."""
+    lines = []
+    best = report.best
+    if best is not None:
+        o = best.placement.offer
+        lines.append(f"Chosen: {where(best)}, {usd(best.total_usd)} expected over {best.expected_hours:.1f} h "
+                     f"[{o.source}, as of {o.as_of}]")
+    elif report.over_budget_only:
+        lines.append("Nothing fits the budget; the cheapest over-budget placements are shown.")
+    else:
+        lines.append("No feasible placement; see the rejection reasons.")
+    if report.naive is not None:
+        n, o = report.naive, report.naive.placement.offer
+        lines.append(f"Naive (same GPUs, on-demand, on the hyperscaler where the data lives): {where(n)}, "
+                     f"{usd(n.total_usd)} over {n.expected_hours:.1f} h [{o.source}, as of {o.as_of}]"
+                     + _deadline_note(n, report.plan.deadline_hours))
+    else:
+        lines.append("Naive: the first-choice GPUs are not sold on-demand at the data's hyperscaler.")
+    saving = report.savings_usd
+    if saving is not None:
+        share = report.savings_share
+        pct = "" if share is None else f" ({abs(share):.0%})"
+        lines.append(f"Savings vs naive: {usd(saving)}{pct}" if saving >= 0
+                     else f"Savings vs naive: none; the plan costs {usd(-saving)}{pct} more (it meets constraints "
+                          "the naive choice ignores)")
+    if report.cheapest_listed is not None:
+        c, o = report.cheapest_listed, report.cheapest_listed.placement.offer
+        lines.append(f"Cheapest listed price (what a price list picks, costed in full): {where(c)}, "
+                     f"{usd(c.total_usd)} over {c.expected_hours:.1f} h [{o.source}, as of {o.as_of}]"
+                     + _deadline_note(c, report.plan.deadline_hours))
+    return lines
+
+
+def _num(value: float) -> str:
+    return f"{value:,.4g}" if value < 1000 else f"{value:,.0f}"
+
+
+def assumption_rows(b: Breakeven) -> list[tuple[str, str, str]]:
+    """(assumption, value, where it came from) for every input of the comparison."""
+    own, src = b.ownership, b.ownership.sources
+    return [
+        ("GPU", own.gpu, src.get("gpu", "--gpu")),
+        ("purchase price per GPU", usd(own.purchase_usd), src.get("purchase_usd", "")),
+        ("power per GPU while busy", f"{_num(own.power_w)} W", src.get("power_w", "")),
+        ("electricity", f"{usd(own.usd_per_kwh)}/kWh", src.get("usd_per_kwh", "")),
+        ("PUE (facility overhead)", f"{own.pue:g}", src.get("pue", "")),
+        ("hosting per GPU", f"{usd(own.hosting_usd_per_month)}/month", src.get("hosting_usd_per_month", "")),
+        ("period", f"{own.years:g} years", src.get("years", "")),
+        ("utilization (busy share of hours)", f"{own.utilization:.0%}", src.get("utilization", "")),
+        ("rental price", f"{usd(b.rental.usd_per_gpu_hour)}/GPU-hour", b.rental.provenance),
+        ("not modelled", ", ".join(NOT_MODELLED), "owning looks cheaper than it is without them"),
+    ]
+
+
+def breakeven_lines(b: Breakeven) -> list[str]:
+    """The findings: hourly rates, break-even months, threshold utilization and the period totals."""
+    own = b.ownership
+    u = own.utilization
+    lines = [
+        f"Owning costs {usd(b.own_usd_per_busy_hour)} per busy GPU-hour over {own.years:g} years at {u:.0%} "
+        f"utilization (power {usd(b.power_usd_per_busy_hour)}/busy hour, hosting {usd(b.hosting_usd_per_hour)}/hour "
+        f"around the clock, purchase spread over {b.busy_hours:,.0f} busy hours); renting costs "
+        f"{usd(b.rental.usd_per_gpu_hour)}.",
+    ]
+    if b.breakeven_months is None:
+        lines.append(f"Break-even: never at {u:.0%} utilization (rent saved each month does not cover power and "
+                     "hosting).")
+    else:
+        years = b.breakeven_months / 12
+        within = "within" if b.breakeven_months <= own.years * 12 + 1e-9 else "after"
+        lines.append(f"Break-even: after {b.breakeven_months:.1f} months ({years:.1f} years) at {u:.0%} utilization, "
+                     f"{within} the {own.years:g}-year period.")
+    t = b.threshold_utilization
+    if t is None:
+        lines.append("Owning never wins: the rental price is below the power bill alone.")
+    elif t > 1:
+        lines.append(f"Owning never wins within {own.years:g} years: it would need {t:.0%} utilization.")
+    else:
+        lines.append(f"Owning wins over {own.years:g} years above {t:.0%} utilization.")
+    verdict = (f"owning saves {usd(b.saving_usd)}" if b.saving_usd >= 0 else f"renting saves {usd(-b.saving_usd)}")
+    lines.append(f"{own.years:g}-year totals at {u:.0%} utilization: own {usd(b.own_usd)}, rent {usd(b.rent_usd)}; "
+                 f"{verdict}.")
+    return lines
