@@ -4,16 +4,20 @@ Docs: https://docs.aws.amazon.com/aws-cost-management/latest/APIReference/API_pr
 https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSpotPriceHistory.html and
 https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypes.html.
 
-* On-demand: `pricing:GetProducts` (endpoint in us-east-1; it answers for every region), one query per
-  instance type (Linux, shared tenancy, used capacity, no pre-installed software), paged by NextToken.
-  Each PriceList entry is a JSON *string*. Capacity Block products (marketoption 'CapacityBlock',
-  published at $0.00 for p5) and Local/Wavelength Zone products are dropped; a price that is not USD
-  per 'Hrs' is an error.
+* On-demand: `pricing:GetProducts` (endpoint in us-east-1; it answers for every region): one query for
+  every instance type and region at once (Linux, shared tenancy, used capacity, no pre-installed software,
+  ``instanceType`` and ``regionCode`` as ``ANY_OF`` filters whose Value is a comma-separated list, see
+  https://docs.aws.amazon.com/aws-cost-management/latest/APIReference/API_pricing_Filter.html), paged by
+  NextToken. A list longer than the API's 1,024 characters per Value is cut into several queries, which
+  run at most 8 at a time, each in its own thread. Each PriceList entry is a JSON *string*. Capacity
+  Block products (marketoption 'CapacityBlock', published at $0.00 for p5) and Local/Wavelength Zone
+  products are dropped; a price that is not USD per 'Hrs' is an error.
 * Spot: `ec2:DescribeSpotPriceHistory` per region from `ctx.now`, which returns the price in effect at
   that time for each zone; the newest price per (instance type, zone) wins. Regions are fetched
   concurrently, each in its own thread.
-* GPUs: `ec2:DescribeInstanceTypes` (GpuInfo) names the GPU, its count and memory. AWS calls both
-  A100 sizes 'A100'; the memory (40960 vs 81920 MiB) picks A100 or A100-80GB.
+* GPUs: `ec2:DescribeInstanceTypes` (GpuInfo) names the GPU, its count and memory, each type asked once,
+  in the first configured region that sells it (regions asked concurrently). AWS calls both A100 sizes
+  'A100'; the memory (40960 vs 81920 MiB) picks A100 or A100-80GB.
 
 One offer per (region, zone) where a zone has a spot price, carrying the region's on-demand price
 too; a region with an on-demand price but no spot price gets one region-level offer (zone None).
@@ -29,7 +33,7 @@ import configparser
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +66,8 @@ PRODUCT_FILTERS: tuple[tuple[str, str], ...] = (
 )
 SPOT_PRODUCT = "Linux/UNIX"
 MAX_PAGES = 200
+FILTER_VALUE_MAX = 1024  # the Price List API's length limit on one filter's Value
+MAX_THREADS = 8  # concurrent GetProducts queries / DescribeInstanceTypes regions
 
 # Error codes worth another attempt (throttling, transient server faults).
 RETRY_CODES = frozenset({
@@ -162,10 +168,24 @@ def instance_types(ctx: FetchContext) -> tuple[str, ...]:
     return _list_setting(ctx, "aws_instance_types", INSTANCE_TYPES_ENV, DEFAULT_INSTANCE_TYPES)
 
 
-def product_filters(instance_type: str) -> list[dict[str, str]]:
-    """GetProducts filters for the Linux, shared-tenancy, used-capacity product of one instance type."""
-    pairs = (*PRODUCT_FILTERS, ("instanceType", instance_type))
-    return [{"Type": "TERM_MATCH", "Field": field, "Value": value} for field, value in pairs]
+def _any_of_values(values: Iterable[str], limit: int) -> list[str]:
+    """Comma-separated ANY_OF Values, each at most `limit` characters (a longer single value stands alone)."""
+    chunks: list[str] = []
+    for value in values:
+        if chunks and len(chunks[-1]) + 1 + len(value) <= limit:
+            chunks[-1] += f",{value}"
+        else:
+            chunks.append(value)
+    return chunks
+
+
+def product_queries(types: Sequence[str], region_list: Sequence[str]) -> list[list[dict[str, str]]]:
+    """GetProducts filter lists that together cover every (instance type, region): usually exactly one."""
+    fixed = [{"Type": "TERM_MATCH", "Field": field, "Value": value} for field, value in PRODUCT_FILTERS]
+    return [[*fixed, {"Type": "ANY_OF", "Field": "instanceType", "Value": type_values},
+             {"Type": "ANY_OF", "Field": "regionCode", "Value": region_values}]
+            for type_values in _any_of_values(types, FILTER_VALUE_MAX)
+            for region_values in _any_of_values(region_list, FILTER_VALUE_MAX)]
 
 
 # -- Credentials -------------------------------------------------------------------------------
@@ -405,21 +425,38 @@ def parse_price_item(raw: object, wanted_types: Iterable[str], wanted_regions: I
                          gpus=int(gpus) if gpus else None, gpu_memory_total_gb=gpu_memory)
 
 
+def _in_threads(work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """work(item) for every item, at most MAX_THREADS at a time; one item runs in the calling thread."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(items)), thread_name_prefix="gpuarb-aws") as pool:
+        return list(pool.map(work, items))
+
+
 def fetch_on_demand(ctx: FetchContext, client: Any, types: tuple[str, ...],
                     region_list: tuple[str, ...]) -> dict[tuple[str, str], OnDemandPrice]:
-    """(region, instance type) -> on-demand price, one paginated GetProducts query per instance type."""
-    prices: dict[tuple[str, str], OnDemandPrice] = {}
-    for instance_type in types:
-        pages = _pages(ctx, client, "pricing", "get_products", PRICING_REGION, ServiceCode="AmazonEC2",
-                       Filters=product_filters(instance_type), FormatVersion="aws_v1", MaxResults=100)
-        for page in pages:
+    """(region, instance type) -> on-demand price from the product_queries, every page of each (run concurrently)."""
+
+    def query(filters: list[dict[str, str]]) -> list[OnDemandPrice]:
+        found = []
+        for page in _pages(ctx, client, "pricing", "get_products", PRICING_REGION, ServiceCode="AmazonEC2",
+                           Filters=filters, FormatVersion="aws_v1", MaxResults=100):
             for raw in page.get("PriceList", []):
-                price = parse_price_item(raw, (instance_type,), region_list)
-                if price is None:
-                    continue
-                key = (price.region, price.instance_type)
-                if key not in prices or price.usd_per_hour < prices[key].usd_per_hour:
-                    prices[key] = price
+                price = parse_price_item(raw, types, region_list)
+                if price is not None:
+                    found.append(price)
+        return found
+
+    prices: dict[tuple[str, str], OnDemandPrice] = {}
+    for found in _in_threads(query, product_queries(types, region_list)):
+        for price in found:
+            key = (price.region, price.instance_type)
+            old = prices.get(key)
+            # Several products for one key: the cheapest, then the lowest SKU, whatever order the answers came in.
+            if old is None or (price.usd_per_hour, price.sku) < (old.usd_per_hour, old.sku):
+                prices[key] = price
     return prices
 
 
@@ -472,19 +509,37 @@ def parse_instance_type(info: Mapping[str, Any]) -> GpuInfo | None:
 
 def describe_gpus(ctx: FetchContext, clients: Mapping[str, Any], region_list: tuple[str, ...],
                   types_by_region: Mapping[str, set[str]]) -> dict[str, GpuInfo | None]:
-    """Instance type -> GPU facts, each type described once per fetch, in the first region that sells it."""
+    """Instance type -> GPU facts, each type described once, in the first region that sells it.
+
+    Regions are asked concurrently; a type a region did not describe is asked again in the next region
+    that sells it.
+    """
     known: dict[str, GpuInfo | None] = {}
-    for region in region_list:
-        wanted = sorted(types_by_region.get(region, set()) - set(known))
-        if not wanted:
-            continue
+    asked: set[tuple[str, str]] = set()
+
+    def describe(job: tuple[str, list[str]]) -> dict[str, GpuInfo | None]:
+        region, wanted = job
+        found: dict[str, GpuInfo | None] = {}
         # A filter (unlike InstanceTypes=) does not fail on a type the region lacks.
         for page in _pages(ctx, clients[region], "ec2", "describe_instance_types", region,
                            Filters=[{"Name": "instance-type", "Values": wanted}]):
             for info in page.get("InstanceTypes", []):
                 if info.get("InstanceType") in wanted:
-                    known[info["InstanceType"]] = parse_instance_type(info)
-    return known
+                    found[info["InstanceType"]] = parse_instance_type(info)
+        return found
+
+    while True:
+        jobs: dict[str, list[str]] = {}
+        for instance_type in sorted(set().union(*types_by_region.values()) - set(known)):
+            region = next((r for r in region_list if instance_type in types_by_region.get(r, ())
+                           and (r, instance_type) not in asked), None)
+            if region is not None:
+                asked.add((region, instance_type))
+                jobs.setdefault(region, []).append(instance_type)
+        if not jobs:
+            return known
+        for found in _in_threads(describe, [(r, jobs[r]) for r in region_list if r in jobs]):
+            known.update(found)
 
 
 def accelerator_for(ctx: FetchContext, gpu_name: str, memory_mib: int | None) -> str | None:

@@ -27,6 +27,10 @@ class ProviderError(Exception):
         self.message = message
 
 
+class NoCapacity(ProviderError):
+    """The provider answered, and nothing can be bought now (sold out everywhere): a real, empty answer."""
+
+
 class MissingCredentials(ProviderError):
     """No credentials were found where the provider's SDK/docs say to look; the provider is skipped."""
 

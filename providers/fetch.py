@@ -13,7 +13,7 @@ from typing import Literal
 
 from arbitrage.offers import Offer
 from providers import cache
-from providers.base import Adapter, FetchContext, ProviderError
+from providers.base import Adapter, FetchContext, NoCapacity, ProviderError
 from providers.registry import ADAPTER_MODULES, get_adapter
 
 SourceMode = Literal["auto", "live", "cache", "snapshot"]
@@ -127,6 +127,12 @@ async def _live(source: _Source, adapter: Adapter, ctx: FetchContext, directory:
     except ImportError as exc:  # the provider's SDK extra is not installed
         return source.fallback("warning", f"{name}: live prices need the '{exc.name}' package "
                                           f"(pip install 'gpuarb[{name}]')", True)
+    except NoCapacity as exc:  # a real answer: nothing to buy now; not a failure, so no fallback or cooldown
+        reason = str(exc).removeprefix(f"{name}: ")
+        if adapter.ttl_seconds > 0:
+            cache.write_offers(directory, name, [], ctx.now)
+        return [], ProviderStatus(name, "live", 0, ctx.now.isoformat(timespec="seconds"), True, "warning",
+                                  f"{name}: {reason}")
     except ProviderError as exc:  # MissingCredentials included
         reason = str(exc).removeprefix(f"{name}: ")
         if adapter.ttl_seconds > 0:

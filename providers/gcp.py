@@ -16,15 +16,35 @@ prices one eighth of the machine, vCPUs and memory included (the catalog has no 
 a4-highgpu-8g costs 8 slices.
 
 The shapes priced are those in ``providers.skypilot_catalog.GCP_HOST_FOR``; vCPU and memory sizes are in
-``MACHINE_SHAPES`` below. Each shape gets one offer per region (``zone`` is None) where every part it needs
-has a price.
+``MACHINE_SHAPES`` below. A shape is priced in a region where every part it needs has a price.
+
+Zones (only with Compute Engine access): the catalog lists the regions a SKU is billed in, not the zones
+that have the machine. When a project and OAuth credentials are at hand, ``google-cloud-compute`` (REST
+transport) asks two project-wide aggregated lists, each one call per page (``maxResults`` 500,
+``nextPageToken`` to the end), both at once in worker threads, alongside the SKU pages:
+``AcceleratorTypesClient.aggregated_list`` (GET ``/compute/v1/projects/{project}/aggregated/acceleratorTypes``)
+for the zones offering each GPU (``GCE_ACCELERATORS``: nvidia-tesla-a100, nvidia-a100-80gb, nvidia-h100-80gb,
+nvidia-h100-mega-80gb, nvidia-h200-141gb, nvidia-b200), and ``MachineTypesClient.aggregated_list`` with
+``filter="name eq 'a[234]-.*'"`` (the documented RE2 ``eq`` form) for the zones offering each a2/a3/a4
+machine type. A shape is then offered once per zone (``zone`` set, the region's price) where both its GPU
+and its machine type exist; a priced region with no such zone gets no offer. Deprecated (OBSOLETE /
+DELETED) types count as absent. Compute access, in this order: ``GOOGLE_OAUTH_ACCESS_TOKEN``, else the
+Application Default Credentials file below (scope ``compute.readonly``); the project from
+``GOOGLE_CLOUD_PROJECT``, ``CLOUDSDK_CORE_PROJECT`` or ``GCLOUD_PROJECT``, else the ADC file's project
+(service account) or quota project. An API key alone cannot call the Compute API.
+
+* Without Compute access (only an API key, no project, or ``google-cloud-compute`` not installed): the
+  behaviour before zones existed: one offer per priced region, ``zone`` None, and one info log line.
+* The zone lookup failing (403, 429/5xx after ``ctx.retries`` retries, a timeout, a page loop, an
+  unreadable answer): the prices are still good, so region-level offers are returned with one warning
+  line giving the reason. This was chosen over ``ProviderError``, which would replace good live prices
+  with older cached or bundled ones that are region-level anyway.
+* The lookup answering but no priced region having a zone with the machines: ``ProviderError``.
 
 Limits of this adapter:
 
-* **Availability is not checked.** A region is offered where all the parts of a shape are priced. The
-  catalog lists the regions a SKU is billed in, not the zones that have the machine type. The Compute API
-  (``acceleratorTypes`` per zone, from ``google-cloud-compute``) would narrow this, but it needs a project
-  and one call per zone (about 120), so it is not used. Every priced region is kept.
+* **Capacity is not checked.** A zone that has a machine type can still be out of capacity; only a
+  launch finds out.
 * **Bundled Local SSD is left out.** A2 Ultra, A3 and A4 come with Local SSD (375 GiB to 12,000 GiB) that
   GCP bills on top. That adds under 1% to these machines (6,000 GiB at about $0.08 per GiB-month is about
   $0.66/h on an ~$88/h a3-highgpu-8g). SkyPilot's catalog leaves it out too.
@@ -63,7 +83,8 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +104,23 @@ MAX_PAGES = 100  # Compute Engine has ~10 pages at 5,000; a guard against a serv
 API_KEY_ENV = ("GPUARB_GCP_API_KEY", "GOOGLE_API_KEY")  # gpuarb's own first: GOOGLE_API_KEY is often a Gemini key
 TOKEN_ENV = "GOOGLE_OAUTH_ACCESS_TOKEN"
 ADC_SCOPE = "https://www.googleapis.com/auth/cloud-billing.readonly"
+
+# Compute Engine zone lookup (see the module docstring).
+COMPUTE_ENDPOINT = "gcp-compute"  # ctx.endpoints key: the Compute API base URL (tests: a loopback server)
+COMPUTE_SCOPE = "https://www.googleapis.com/auth/compute.readonly"
+PROJECT_ENV = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "GCLOUD_PROJECT")
+ZONE_PAGE_SIZE = 500  # the documented maximum of maxResults
+ZONE_MAX_PAGES = 50
+MACHINE_TYPE_FILTER = "name eq 'a[234]-.*'"
+# Compute Engine accelerator type names (cloud.google.com/compute/docs/gpus) of the GCP_HOST_FOR accelerators.
+GCE_ACCELERATORS: dict[str, str] = {
+    "A100": "nvidia-tesla-a100",
+    "A100-80GB": "nvidia-a100-80gb",
+    "H100": "nvidia-h100-80gb",
+    "H100-MEGA": "nvidia-h100-mega-80gb",
+    "H200": "nvidia-h200-141gb",
+    "B200": "nvidia-b200",
+}
 
 
 @dataclass(frozen=True)
@@ -297,8 +335,17 @@ def machine_price(rates: RateTable, shape: MachineShape, accelerator: str, gpus:
     return total, used
 
 
-def build_offers(ctx: FetchContext, skus: Iterable[Mapping[str, Any]], source_url: str) -> list[Offer]:
-    """Offers for every GCP_HOST_FOR shape in every region where all its parts are priced."""
+def region_of(zone: str) -> str:
+    """The region a Compute Engine zone is in: 'us-central1-a' -> 'us-central1'."""
+    return zone.rsplit("-", 1)[0]
+
+
+def build_offers(ctx: FetchContext, skus: Iterable[Mapping[str, Any]], source_url: str,
+                 zones: Mapping[str, set[str]] | None = None) -> list[Offer]:
+    """Offers for every GCP_HOST_FOR shape where all its parts are priced: per region, or per zone from `zones`.
+
+    `zones` maps a zone to the instance types it offers (zone_machines); None keeps region-level offers.
+    """
     rates = collect_rates(skus)
     gpu_regions: dict[str, set[str]] = {}
     for kind, key, region, _spot in rates:
@@ -315,12 +362,16 @@ def build_offers(ctx: FetchContext, skus: Iterable[Mapping[str, Any]], source_ur
             if on_demand is None and spot is None:
                 continue
             sku_ids = sorted({s for priced in (on_demand, spot) if priced for s in priced[1]})
-            offers.append(make_live_offer(
-                ctx, provider=PROVIDER, region=region, instance_type=instance_type, accelerator=accelerator,
-                gpus_per_node=gpus, on_demand_usd_per_hour=on_demand[0] if on_demand else None,
-                spot_usd_per_hour=spot[0] if spot else None, price_ref=f"{source_url} skuId={'+'.join(sku_ids)}",
-                vcpus=float(shape.vcpus), ram_gb=float(shape.ram_gb),
-            ))
+            places: list[str | None] = [None] if zones is None else sorted(
+                z for z, types in zones.items() if region_of(z) == region and instance_type in types)
+            for zone in places:
+                offers.append(make_live_offer(
+                    ctx, provider=PROVIDER, region=region, zone=zone, instance_type=instance_type,
+                    accelerator=accelerator, gpus_per_node=gpus,
+                    on_demand_usd_per_hour=on_demand[0] if on_demand else None,
+                    spot_usd_per_hour=spot[0] if spot else None, price_ref=f"{source_url} skuId={'+'.join(sku_ids)}",
+                    vcpus=float(shape.vcpus), ram_gb=float(shape.ram_gb),
+                ))
     return offers
 
 
@@ -401,6 +452,139 @@ async def auth_headers(auth: _Auth) -> dict[str, str]:
     return headers
 
 
+# ---- zones (Compute Engine API, google-cloud-compute) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComputeAccess:
+    """What the Compute API calls need: google-auth credentials and the project to list in."""
+
+    credentials: Any
+    project: str
+
+
+def _compute_sdk_available() -> bool:
+    try:
+        return importlib.util.find_spec("google.cloud.compute_v1") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def compute_access(ctx: FetchContext) -> ComputeAccess | None:
+    """Credentials and project for the zone lookup (blocking: may load the ADC file), or None without them.
+
+    ctx.sdk['gcp_compute_credentials'] (tests) comes first, then GOOGLE_OAUTH_ACCESS_TOKEN, then the ADC file.
+    """
+    project = next((ctx.env[n].strip() for n in PROJECT_ENV if ctx.env.get(n, "").strip()), "")
+    credentials = ctx.sdk.get("gcp_compute_credentials")
+    if credentials is None and ctx.env.get(TOKEN_ENV, "").strip():
+        import google.oauth2.credentials
+
+        credentials = google.oauth2.credentials.Credentials(token=ctx.env[TOKEN_ENV].strip())
+    if credentials is None:
+        path = adc_file(ctx.env)
+        if path is None:
+            return None
+        import google.auth
+
+        credentials, file_project = google.auth.load_credentials_from_file(str(path), scopes=[COMPUTE_SCOPE])
+        project = project or file_project or getattr(credentials, "quota_project_id", None) or ""
+    return ComputeAccess(credentials, project) if project else None
+
+
+def _retrying(ctx: FetchContext, call: Callable[[], Any]) -> Any:
+    """call(), retrying 429/5xx, timeouts and connection errors ctx.retries times with backoff (blocking)."""
+    import requests
+    from google.api_core import exceptions as google_errors
+
+    transient = (google_errors.TooManyRequests, google_errors.InternalServerError, google_errors.BadGateway,
+                 google_errors.ServiceUnavailable, google_errors.GatewayTimeout, requests.exceptions.Timeout,
+                 requests.exceptions.ConnectionError)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except transient:
+            if attempt > ctx.retries:
+                raise
+        time.sleep(min(ctx.backoff_s * 2 ** (attempt - 1), ctx.max_backoff_s))
+
+
+def list_zone_types(ctx: FetchContext, access: ComputeAccess, kind: str) -> dict[str, set[str]]:
+    """Zone -> names of its accelerator types (kind 'accelerator') or a2/a3/a4 machine types ('machine').
+
+    Blocking (run it in a thread): one aggregated-list call per page, every page, deprecated types left out.
+    """
+    from google.cloud import compute_v1
+
+    if kind == "accelerator":
+        client_type, request_type, field, wanted = (
+            compute_v1.AcceleratorTypesClient, compute_v1.AggregatedListAcceleratorTypesRequest, "accelerator_types",
+            {"project": access.project})
+    else:
+        client_type, request_type, field, wanted = (
+            compute_v1.MachineTypesClient, compute_v1.AggregatedListMachineTypesRequest, "machine_types",
+            {"project": access.project, "filter": MACHINE_TYPE_FILTER})
+    endpoint = ctx.endpoints.get(COMPUTE_ENDPOINT)
+    client = client_type(credentials=access.credentials, transport="rest",
+                         client_options={"api_endpoint": endpoint} if endpoint else None)
+    zones: dict[str, set[str]] = {}
+    seen: set[str] = set()
+    token = ""
+    for _page in range(ZONE_MAX_PAGES):
+        request = request_type(**wanted, max_results=ZONE_PAGE_SIZE, **({"page_token": token} if token else {}))
+        page = _retrying(ctx, lambda request=request: client.aggregated_list(request=request, retry=None,
+                                                                             timeout=ctx.timeout_s))
+        for scope, scoped in page.items.items():
+            if not scope.startswith("zones/"):
+                continue
+            names = {item.name for item in getattr(scoped, field)
+                     if item.deprecated.state not in ("OBSOLETE", "DELETED")}
+            zones.setdefault(scope.removeprefix("zones/"), set()).update(names)
+        token = page.next_page_token
+        if not token:
+            return zones
+        if token in seen:
+            raise ProviderError(PROVIDER, f"{kind} types: pagination loop (the same nextPageToken came back twice)")
+        seen.add(token)
+    raise ProviderError(PROVIDER, f"{kind} types: more than {ZONE_MAX_PAGES} pages; stopped")
+
+
+def zone_machines(accelerators: Mapping[str, set[str]], machines: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """Zone -> the GCP_HOST_FOR instance types whose GPU (GCE_ACCELERATORS) and machine type both exist there."""
+    out: dict[str, set[str]] = {}
+    for (accelerator, _gpus), instance_type in GCP_HOST_FOR.items():
+        gpu = GCE_ACCELERATORS.get(accelerator)
+        for zone, names in accelerators.items():
+            if gpu in names and instance_type in machines.get(zone, ()):
+                out.setdefault(zone, set()).add(instance_type)
+    return out
+
+
+async def available_zones(ctx: FetchContext) -> dict[str, set[str]] | None:
+    """zone_machines from the Compute API, or None (region-level offers) without access or when it fails."""
+    import asyncio
+
+    if not _compute_sdk_available():
+        log.info("gcp: google-cloud-compute is not installed; offers are per region, zones not checked")
+        return None
+    try:
+        access = await asyncio.to_thread(compute_access, ctx)
+        if access is None:
+            log.info("gcp: no Compute Engine access (needs OAuth credentials and a project, e.g. "
+                     "GOOGLE_CLOUD_PROJECT); offers are per region, zones not checked")
+            return None
+        accelerators, machines = await asyncio.gather(
+            asyncio.to_thread(list_zone_types, ctx, access, "accelerator"),
+            asyncio.to_thread(list_zone_types, ctx, access, "machine"))
+    except Exception as exc:  # an enrichment failing must not throw away good prices: warn, keep regions
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        log.warning("gcp: zones not checked (%s: %s); GCP offers are per region", type(exc).__name__, reason)
+        return None
+    return zone_machines(accelerators, machines)
+
+
 # ---- fetching ----------------------------------------------------------------------------------------------
 
 
@@ -444,19 +628,34 @@ class GcpAdapter:
         return find_auth(ctx.env) is not None
 
     async def fetch(self, ctx: FetchContext) -> list[Offer]:
+        import asyncio
+
         auth = find_auth(ctx.env)
         if auth is None:
             raise MissingCredentials(PROVIDER, f"no credentials; set {self.credentials_hint}")
         base = ctx.endpoints.get(PROVIDER, DEFAULT_BASE_URL).rstrip("/")
         url = f"{base}/v1/services/{SERVICE_ID}/skus"
-        headers = await auth_headers(auth)
-        async with new_client(ctx) as client:
-            skus = await list_skus(client, ctx, url, headers)
+        zones_task = asyncio.ensure_future(available_zones(ctx))  # runs while the SKU pages come in
+        try:
+            headers = await auth_headers(auth)
+            async with new_client(ctx) as client:
+                skus = await list_skus(client, ctx, url, headers)
+            zones = await zones_task
+        finally:
+            zones_task.cancel()  # a no-op once done; stops waiting on it if the prices failed
         offers = build_offers(ctx, skus, url)
         if not offers:
             raise ProviderError(PROVIDER, f"no GPU machine could be priced from {len(skus)} SKUs "
                                           "(SKU descriptions may have changed)")
-        return offers
+        if zones is None:
+            return offers
+        zoned = build_offers(ctx, skus, url, zones)
+        if not zoned:
+            regions = sorted({o.region for o in offers})
+            raise ProviderError(PROVIDER, f"machines priced in {len(regions)} regions ({', '.join(regions[:4])}"
+                                          f"{', ...' if len(regions) > 4 else ''}) but no zone of them offers "
+                                          "one (Compute API accelerator and machine types)")
+        return zoned
 
 
 ADAPTER = GcpAdapter()

@@ -12,9 +12,15 @@ name also works). One unpaginated GET returns every instance type:
                          "regions_with_capacity_available": [{"name", "description"}]}}}
 
 What this adapter returns: what can be bought *now* - one offer per (instance type, region listed
-in ``regions_with_capacity_available``). An instance type sold out everywhere yields no offer
-(the bundled snapshot still lists Lambda's whole catalogue for planning). Prices are USD per
-instance-hour (``price_cents_per_hour / 100``); Lambda has no spot product, so spot is empty.
+in ``regions_with_capacity_available``). An instance type sold out everywhere yields no offer. Prices
+are USD per instance-hour (``price_cents_per_hour / 100``); Lambda has no spot product, so spot is empty.
+
+Sold out everywhere: when the answer prices GPU instance types but none has capacity in any region,
+``fetch`` raises ``NoCapacity`` (a ``ProviderError``) saying so, rather than returning an empty list
+that would read as a broken answer. It does not return the priced types as offers: an Offer means
+"launchable in this region", the planner has no notion of "priced but sold out", and a placement on a
+sold-out type would fail at launch. providers/fetch.py reports ``NoCapacity`` as a live answer with
+zero offers and a warning naming the sell-out: no fallback to older prices, no failure cooldown.
 CPU-only types (``specs.gpus == 0``) and GPUs the fact tables do not know are skipped.
 The GPU comes from ``gpu_description`` ('H100 (80 GB SXM5)', 'A100 (40 GB SXM4)'), else the
 description or the type name; H100 PCIe vs SXM is left to gpu_variants.csv (``gpu_*_h100_pcie``).
@@ -28,6 +34,7 @@ from typing import Any
 from arbitrage.offers import Offer
 from providers.base import (
     FetchContext,
+    NoCapacity,
     ProviderError,
     accelerator_for,
     env_api_key,
@@ -87,13 +94,14 @@ class LambdaAdapter:
 
 
 def build_offers(ctx: FetchContext, body: Any) -> list[Offer]:
-    """The instance-types response -> live offers; raises ProviderError on a malformed answer."""
+    """The instance-types response -> live offers; ProviderError on a malformed answer, NoCapacity if sold out."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         error = body["error"]
         raise ProviderError(NAME, f"API error {error.get('code', '?')}: {error.get('message', '')}".strip())
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise ProviderError(NAME, "response has no 'data' object")
     offers: list[Offer] = []
+    sold_out: list[str] = []
     for key, item in sorted(body["data"].items()):
         if not isinstance(item, dict) or not isinstance(item.get("instance_type"), dict):
             raise ProviderError(NAME, f"instance type {key!r} has no 'instance_type' object")
@@ -119,6 +127,8 @@ def build_offers(ctx: FetchContext, body: Any) -> list[Offer]:
             continue  # a GPU the fact tables cannot cost
         accelerator, memory = gpu
         region_names = sorted({str(r.get("name")) for r in regions if isinstance(r, dict) and r.get("name")})
+        if not region_names:
+            sold_out.append(name)
         for region in region_names:
             offers.append(make_live_offer(
                 ctx, provider=NAME, region=region, instance_type=name, accelerator=accelerator,
@@ -127,6 +137,9 @@ def build_offers(ctx: FetchContext, body: Any) -> list[Offer]:
                 spot_usd_per_hour=None,
                 price_ref=f"Lambda Cloud API GET {PATH}: {name} price_cents_per_hour={cents:g}, capacity in {region}",
             ))
+    if not offers and sold_out:
+        raise NoCapacity(NAME, f"sold out: none of the {len(sold_out)} GPU instance types it prices has capacity "
+                               f"in any region now ({', '.join(sold_out[:3])}{', ...' if len(sold_out) > 3 else ''})")
     return offers
 
 

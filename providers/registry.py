@@ -1,8 +1,8 @@
 """Which adapter module serves which provider. A new provider is one module plus one line here.
 
 Modules are imported only when a live/cache refresh needs them, so the CLI stays fast.
-Providers without a price API (CoreWeave publishes a list; Nebius and Hyperbolic come from the
-SkyPilot catalogs) are served by the bundled snapshot alone.
+CoreWeave has no price API: its adapter serves its published list (bundled, or the user's own file).
+Nebius and Hyperbolic come from the SkyPilot catalogs and are served by the bundled snapshot alone.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ ADAPTER_MODULES: dict[str, str] = {
     "runpod": "providers.runpod",
     "vast": "providers.vast",
     "onprem": "providers.onprem",
+    "coreweave": "providers.coreweave",
 }
 
 

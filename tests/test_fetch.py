@@ -180,3 +180,18 @@ def test_plan_never_asks_a_denied_provider(httpserver: HTTPServer, tmp_path: Pat
     job.write_text(job.read_text().replace("deny: [azure, ", "deny: ["))
     assert CliRunner().invoke(app, ["plan", str(job), "-s", "live", "-f", "json"]).exit_code == 0
     assert len(httpserver.log) == 1
+
+
+def test_sold_out_everywhere_is_a_live_empty_answer_not_a_failure(tmp_path: Path, monkeypatch) -> None:
+    """A provider that answers 'nothing to buy now' replaces older prices: no fallback, no cooldown."""
+    import providers.fetch as fetch_module
+    from providers.base import NoCapacity
+
+    monkeypatch.setattr(fetch_module, "get_adapter", lambda name: _Broken(NoCapacity("azure", "sold out")))
+    facts = load_facts()
+    ctx = FetchContext(facts=facts, now=T0, env={"GPUARB_CACHE_DIR": str(tmp_path)})
+    offers, [status] = collect_offers(load_snapshot(facts), "live", ctx, ["azure"])
+    assert (status.used, status.offers, status.level) == ("live", 0, "warning")
+    assert "sold out" in status.message and not [o for o in offers if o.provider == "azure"]
+    entry = cache.read(tmp_path, "azure")
+    assert entry is not None and entry.offers == () and entry.failure is None and entry.fetched_at == T0

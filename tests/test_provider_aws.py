@@ -45,22 +45,36 @@ def spot_pages(region: str) -> list[dict[str, Any]]:
     return pages
 
 
-def filters(instance_type: str) -> list[dict[str, str]]:
+def filters(types: list[str] | tuple[str, ...] = TYPES, regions: list[str] | tuple[str, ...] = REGIONS
+            ) -> list[dict[str, str]]:
     return [
         {"Type": "TERM_MATCH", "Field": "operatingSystem", "Value": "Linux"},
         {"Type": "TERM_MATCH", "Field": "tenancy", "Value": "Shared"},
         {"Type": "TERM_MATCH", "Field": "capacitystatus", "Value": "Used"},
         {"Type": "TERM_MATCH", "Field": "preInstalledSw", "Value": "NA"},
-        {"Type": "TERM_MATCH", "Field": "instanceType", "Value": instance_type},
+        {"Type": "ANY_OF", "Field": "instanceType", "Value": ",".join(types)},
+        {"Type": "ANY_OF", "Field": "regionCode", "Value": ",".join(regions)},
     ]
 
 
-def products_params(instance_type: str, token: str | None = None) -> dict[str, Any]:
-    params: dict[str, Any] = {"ServiceCode": "AmazonEC2", "Filters": filters(instance_type),
+def products_params(types: list[str] | tuple[str, ...] = TYPES, token: str | None = None,
+                    regions: list[str] | tuple[str, ...] = REGIONS) -> dict[str, Any]:
+    params: dict[str, Any] = {"ServiceCode": "AmazonEC2", "Filters": filters(types, regions),
                               "FormatVersion": "aws_v1", "MaxResults": 100}
     if token:
         params["NextToken"] = token
     return params
+
+
+def product_pages(types: list[str] | tuple[str, ...], per_page: int) -> list[dict[str, Any]]:
+    """One query's GetProducts pages: the recorded products of `types`, in order, `per_page` a page, token-chained."""
+    items = [raw for t in types for page in fixture("get_products.json")[t] for raw in page["PriceList"]]
+    pages: list[dict[str, Any]] = [{"FormatVersion": "aws_v1", "PriceList": items[i:i + per_page]}
+                                   for i in range(0, len(items), per_page)] or [
+        {"FormatVersion": "aws_v1", "PriceList": []}]
+    for number, page in enumerate(pages[:-1], start=2):
+        page["NextToken"] = f"products-page-{number}"
+    return pages
 
 
 def spot_params(token: str | None = None, types: list[str] = TYPES) -> dict[str, Any]:
@@ -97,11 +111,12 @@ class Stubs:
     def all(self) -> list[Stubber]:
         return [self.pricing_stub, *self.ec2_stub.values()]
 
-    def products(self, instance_type: str) -> None:
-        """Queue every fixture page of one instance type's GetProducts query, NextToken chained."""
+    def products(self, types: list[str] | tuple[str, ...] = TYPES, per_page: int = 5,
+                 regions: list[str] | tuple[str, ...] = REGIONS) -> None:
+        """Queue every page of the one GetProducts query for `types` in `regions`, NextToken chained."""
         token = None
-        for page in fixture("get_products.json")[instance_type]:
-            self.pricing_stub.add_response("get_products", page, products_params(instance_type, token))
+        for page in product_pages(types, per_page):
+            self.pricing_stub.add_response("get_products", page, products_params(types, token, regions))
             token = page.get("NextToken")
 
     def spot(self, region: str, types: list[str] = TYPES) -> None:
@@ -141,8 +156,7 @@ def fetch(ctx: FetchContext) -> list:
 
 
 def queue_happy_path(s: Stubs) -> None:
-    for t in TYPES:
-        s.products(t)
+    s.products()  # one query for the four types in the three regions: 8 products, two pages
     for r in REGIONS:
         s.spot(r)
     # us-east-1 sells the first three types; p5e is only seen (spot) in us-west-2, so it is described there.
@@ -213,17 +227,100 @@ def test_importing_the_adapter_does_not_import_boto3() -> None:
 # -- Pagination and spot selection -------------------------------------------------------------
 
 def test_get_products_follows_next_token_to_the_end(stubs: Stubs) -> None:
-    stubs.products("p4d.24xlarge")  # two pages: us-east-1 + eu-west-1, then us-west-2
+    stubs.products(["p4d.24xlarge"], per_page=2)  # two pages: us-east-1 + eu-west-1, then us-west-2
     prices = aws.fetch_on_demand(make_ctx(), stubs.pricing, ("p4d.24xlarge",), tuple(REGIONS))
     stubs.pricing_stub.assert_no_pending_responses()
     assert {k: p.usd_per_hour for k, p in prices.items()} == {
         ("us-east-1", "p4d.24xlarge"): 21.957642, ("eu-west-1", "p4d.24xlarge"): 23.71569,
         ("us-west-2", "p4d.24xlarge"): 21.95764,
     }
-    # Regions outside the configured list are not priced.
-    stubs.products("p4d.24xlarge")
+    # Regions outside the configured list are not priced, even when the answer carries them.
+    stubs.products(["p4d.24xlarge"], regions=["us-east-1"])
     only_us = aws.fetch_on_demand(make_ctx(), stubs.pricing, ("p4d.24xlarge",), ("us-east-1",))
     assert set(only_us) == {("us-east-1", "p4d.24xlarge")}
+
+
+def test_one_get_products_query_covers_every_type_and_region() -> None:
+    (query,) = aws.product_queries(TYPES, REGIONS)
+    assert query == filters(TYPES, REGIONS)
+    assert query[-2]["Value"] == "p4d.24xlarge,p4de.24xlarge,p5.48xlarge,p5e.48xlarge"
+    defaults = aws.product_queries(aws.DEFAULT_INSTANCE_TYPES, aws.DEFAULT_REGIONS)
+    assert len(defaults) == 1 and all(len(f["Value"]) <= aws.FILTER_VALUE_MAX for f in defaults[0])
+
+
+def test_lists_longer_than_the_value_limit_are_cut_into_several_queries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aws, "FILTER_VALUE_MAX", 30)
+    queries = aws.product_queries(TYPES, ["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"])
+    values = [(q[-2]["Value"], q[-1]["Value"]) for q in queries]
+    assert values == [
+        ("p4d.24xlarge,p4de.24xlarge", "us-east-1,us-west-2,eu-west-1"), ("p4d.24xlarge,p4de.24xlarge", "ap-south-1"),
+        ("p5.48xlarge,p5e.48xlarge", "us-east-1,us-west-2,eu-west-1"), ("p5.48xlarge,p5e.48xlarge", "ap-south-1"),
+    ]
+    assert all(len(v) <= 30 for pair in values for v in pair)
+    long_name = "a-very-long-instance-type-name-indeed"
+    assert aws._any_of_values([long_name, "p5"], 10) == [long_name, "p5"]  # the API will refuse it, not us
+
+
+def test_several_queries_run_concurrently_against_a_real_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two GetProducts queries, each two pages, through a real boto3 client to a loopback Price List server."""
+    import threading
+
+    from pytest_httpserver import HTTPServer
+    from werkzeug import Request, Response
+
+    monkeypatch.setattr(aws, "FILTER_VALUE_MAX", 30)  # -> one query for p4d+p4de, one for p5+p5e
+    together = threading.Barrier(2, timeout=10)  # both first pages must be in flight at once, or this breaks
+    seen: list[tuple[str, str | None]] = []
+
+    def answer(request: Request) -> Response:
+        assert request.headers["X-Amz-Target"] == "AWSPriceListService.GetProducts"
+        body = json.loads(request.get_data())
+        types = next(f["Value"] for f in body["Filters"] if f["Field"] == "instanceType").split(",")
+        token = body.get("NextToken")
+        seen.append((types[0], token or ""))
+        if token is None:
+            together.wait()
+        pages = product_pages(types, per_page=2)
+        page = pages[int(token.rsplit("-", 1)[1]) - 1] if token else pages[0]
+        return Response(json.dumps(page), content_type="application/x-amz-json-1.1")
+
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.expect_request("/", method="POST").respond_with_handler(answer)
+    server.start()
+    try:
+        client = _session().client("pricing", region_name="us-east-1", endpoint_url=server.url_for("/"))
+        prices = aws.fetch_on_demand(make_ctx(), client, tuple(TYPES), tuple(REGIONS))
+    finally:
+        server.clear()
+        server.stop()
+    assert sorted(seen) == [("p4d.24xlarge", ""), ("p4d.24xlarge", "products-page-2"),
+                            ("p4d.24xlarge", "products-page-3"), ("p5.48xlarge", ""),
+                            ("p5.48xlarge", "products-page-2")]
+    assert {k: p.usd_per_hour for k, p in prices.items()} == {
+        ("us-east-1", "p4d.24xlarge"): 21.957642, ("eu-west-1", "p4d.24xlarge"): 23.71569,
+        ("us-west-2", "p4d.24xlarge"): 21.95764, ("us-east-1", "p4de.24xlarge"): 27.44705,
+        ("us-west-2", "p4de.24xlarge"): 27.44705, ("us-east-1", "p5.48xlarge"): 55.04,
+        ("us-west-2", "p5.48xlarge"): 55.04,
+    }
+
+
+def test_a_failing_query_fails_on_demand_pricing(monkeypatch: pytest.MonkeyPatch) -> None:
+    class HalfBroken:
+        def get_products(self, **params: Any) -> dict[str, Any]:
+            types = params["Filters"][-2]["Value"].split(",")
+            if "p5.48xlarge" in types:
+                raise aws_client_error("AccessDeniedException")
+            return product_pages(types, per_page=100)[0]
+
+    monkeypatch.setattr(aws, "FILTER_VALUE_MAX", 30)
+    with pytest.raises(ProviderError, match=r"pricing:GetProducts in us-east-1 failed: AccessDeniedException"):
+        aws.fetch_on_demand(make_ctx(), HalfBroken(), tuple(TYPES), tuple(REGIONS))
+
+
+def aws_client_error(code: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": "not allowed"}}, "GetProducts")
 
 
 def test_spot_history_pages_and_newest_price_per_zone_wins(stubs: Stubs) -> None:
@@ -287,6 +384,18 @@ def test_instance_types_are_described_once_in_the_first_region_selling_them(stub
     assert gpus["p5e.48xlarge"] is not None and gpus["p5e.48xlarge"].name == "H200"
 
 
+def test_a_type_the_first_region_does_not_describe_is_asked_in_the_next(stubs: Stubs) -> None:
+    stubs.ec2_stub["us-east-1"].add_response(
+        "describe_instance_types", {"InstanceTypes": []},
+        {"Filters": [{"Name": "instance-type", "Values": ["p5e.48xlarge"]}]})
+    stubs.describe("us-west-2", ["p5e.48xlarge"])
+    seen = {"us-east-1": {"p5e.48xlarge"}, "us-west-2": {"p5e.48xlarge"}, "eu-west-1": {"p5e.48xlarge"}}
+    gpus = aws.describe_gpus(make_ctx(), stubs.ec2, tuple(REGIONS), seen)
+    for stub in stubs.all():
+        stub.assert_no_pending_responses()  # eu-west-1 is never asked: us-west-2 answered
+    assert gpus["p5e.48xlarge"] is not None and gpus["p5e.48xlarge"].name == "H200"
+
+
 # -- Price List validation -------------------------------------------------------------------------
 
 def _price_item(**changes: Any) -> str:
@@ -301,7 +410,7 @@ def _price_item(**changes: Any) -> str:
 
 def test_non_usd_price_is_an_error(stubs: Stubs) -> None:
     page = {"FormatVersion": "aws_v1", "PriceList": [_price_item(pricePerUnit={"CNY": "150.1200000000"})]}
-    stubs.pricing_stub.add_response("get_products", page, products_params("p4d.24xlarge"))
+    stubs.pricing_stub.add_response("get_products", page, products_params(["p4d.24xlarge"]))
     with pytest.raises(ProviderError, match=r"aws: .*H7NGEAC6UEHNTKSJ.*priced in CNY, expected USD"):
         aws.fetch_on_demand(make_ctx(), stubs.pricing, ("p4d.24xlarge",), tuple(REGIONS))
 
@@ -339,8 +448,8 @@ def test_throttling_is_retried_with_backoff_then_succeeds(stubs: Stubs, monkeypa
     monkeypatch.setattr(aws, "_sleep", sleeps.append)
     stubs.pricing_stub.add_client_error("get_products", service_error_code="ThrottlingException",
                                         service_message="Rate exceeded", http_status_code=400,
-                                        expected_params=products_params("p5.48xlarge"))
-    stubs.products("p5.48xlarge")
+                                        expected_params=products_params(["p5.48xlarge"]))
+    stubs.products(["p5.48xlarge"])
     prices = aws.fetch_on_demand(make_ctx(backoff_s=0.5, max_backoff_s=8), stubs.pricing, ("p5.48xlarge",),
                                  tuple(REGIONS))
     stubs.pricing_stub.assert_no_pending_responses()
@@ -417,8 +526,7 @@ def test_access_denied_names_aws_and_the_operation(stubs: Stubs, monkeypatch: py
 
 
 def test_access_denied_fails_the_whole_fetch(stubs: Stubs) -> None:
-    for t in TYPES:
-        stubs.products(t)
+    stubs.products()
     stubs.spot("us-east-1")
     stubs.ec2_stub["us-west-2"].add_client_error("describe_spot_price_history", service_error_code="AuthFailure",
                                                  service_message="AWS was not able to validate the provided "

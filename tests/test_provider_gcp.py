@@ -428,3 +428,257 @@ def test_machine_table_covers_every_shape_skypilot_maps() -> None:
 def test_adapter_protocol() -> None:
     assert isinstance(gcp.ADAPTER, Adapter)
     assert (gcp.ADAPTER.name, gcp.ADAPTER.ttl_seconds) == ("gcp", 3600)
+
+
+# ---- zones from the Compute Engine API (google-cloud-compute, REST transport, against the loopback server) ----
+
+PROJECT = "gpuarb-test"
+ACCEL_PATH = f"/compute/v1/projects/{PROJECT}/aggregated/acceleratorTypes"
+MACHINE_PATH = f"/compute/v1/projects/{PROJECT}/aggregated/machineTypes"
+ACCEL_TOKEN = page("accelerator_types_page1.json")["nextPageToken"]
+MACHINE_TOKEN = page("machine_types_page1.json")["nextPageToken"]
+A2_HIGH = {f"a2-highgpu-{n}g" for n in (1, 2, 4, 8)}
+
+
+def ctx_for_endpoints(facts, env: dict[str, str], endpoints: dict[str, str], sdk: dict[str, Any],
+                      **overrides: Any) -> FetchContext:
+    settings: dict[str, Any] = dict(timeout_s=2.0, retries=2, backoff_s=0.0, max_backoff_s=0.0)
+    settings.update(overrides)
+    return FetchContext(facts=facts, now=NOW, env=env, endpoints=endpoints, sdk=sdk, **settings)
+
+
+def serve_zone_pages(server: HTTPServer) -> None:
+    first = {"maxResults": "500"}
+    server.expect_request(ACCEL_PATH, method="GET", query_string=first) \
+        .respond_with_json(page("accelerator_types_page1.json"))
+    server.expect_request(ACCEL_PATH, method="GET", query_string={**first, "pageToken": ACCEL_TOKEN}) \
+        .respond_with_json(page("accelerator_types_page2.json"))
+    machine_first = {"maxResults": "500", "filter": gcp.MACHINE_TYPE_FILTER}
+    server.expect_request(MACHINE_PATH, method="GET", query_string=machine_first) \
+        .respond_with_json(page("machine_types_page1.json"))
+    server.expect_request(MACHINE_PATH, method="GET", query_string={**machine_first, "pageToken": MACHINE_TOKEN}) \
+        .respond_with_json(page("machine_types_page2.json"))
+
+
+def compute_calls(server: HTTPServer, path: str) -> list[Request]:
+    return [request for request, _ in server.log if request.path == path]
+
+
+def test_offers_are_per_zone_where_the_gpu_and_the_machine_type_exist(facts, httpserver: HTTPServer,
+                                                                     caplog) -> None:
+    serve_both_pages(httpserver)
+    serve_zone_pages(httpserver)
+    offers = gcp_fetch_zoned(facts, httpserver)
+    by_zone: dict[str, set[str]] = {}
+    for o in offers:
+        by_zone.setdefault(o.zone, set()).add(o.instance_type)
+    assert by_zone == {
+        # us-central1-a: A100, H100 and H100 Mega GPUs and their machines (a2-ultragpu is not priced in the SKUs).
+        "us-central1-a": A2_HIGH | {"a2-megagpu-16g"} | {f"a3-highgpu-{n}g" for n in (1, 2, 4, 8)} | {"a3-megagpu-8g"},
+        "us-central1-b": A2_HIGH | {"a2-megagpu-16g", "a4-highgpu-8g"},
+        # Its H100 is on the second accelerator page; only the 8-GPU A3 machine type is there.
+        "us-central1-c": A2_HIGH | {"a2-megagpu-16g", "a3-highgpu-8g"},
+        "us-central1-f": A2_HIGH,  # no a2-megagpu-16g machine type in that zone
+        "us-east1-b": A2_HIGH | {"a2-megagpu-16g"},
+        # us-east1-c: T4 only. us-west1-a: H100 machines, but the SKUs price nothing in us-west1.
+    }
+    # Per-zone offers carry the region's price: the same sum as the region-level offer.
+    a3 = next(o for o in offers if (o.zone, o.instance_type) == ("us-central1-c", "a3-highgpu-8g"))
+    assert a3.region == "us-central1" and a3.location == "us-central1/us-central1-c"
+    assert a3.on_demand_usd_per_hour == pytest.approx(208 * A3_CORE + 1872 * A3_RAM + 8 * H100)
+    assert a3.spot_usd_per_hour == pytest.approx(208 * A3_CORE_SPOT + 1872 * A3_RAM_SPOT + 8 * H100_SPOT)
+    assert a3.source == "live" and "H100-0001-0001" in a3.price_ref
+    # Both aggregated lists were read to the end, once each page, and nothing was logged at warning level.
+    assert [r.args.get("pageToken") for r in compute_calls(httpserver, ACCEL_PATH)] == [None, ACCEL_TOKEN]
+    assert [r.args.get("pageToken") for r in compute_calls(httpserver, MACHINE_PATH)] == [None, MACHINE_TOKEN]
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def gcp_fetch_zoned(facts, server: HTTPServer, **overrides: Any) -> list:
+    base = server.url_for("").rstrip("/")
+    from google.auth.credentials import AnonymousCredentials
+
+    settings: dict[str, Any] = dict(env={**KEY_ENV, "GOOGLE_CLOUD_PROJECT": PROJECT},
+                                    endpoints={"gcp": base, "gcp-compute": base},
+                                    sdk={"gcp_compute_credentials": AnonymousCredentials()})
+    settings.update(overrides)
+    return fetch(ctx_for_endpoints(facts, **settings))
+
+
+def region_level(offers) -> set[tuple[str, str, str | None]]:
+    return {(o.instance_type, o.region, o.zone) for o in offers}
+
+
+def zone_warning(caplog) -> str:
+    (record,) = [r for r in caplog.records if r.name == "providers.gcp" and r.levelname == "WARNING"]
+    message = record.getMessage()
+    assert message.startswith("gcp: zones not checked (") and message.endswith("GCP offers are per region")
+    assert "\n" not in message
+    return message
+
+
+REGION_OFFERS = 16  # what the SKU fixtures price per region (see the first test of this file)
+
+
+def test_compute_api_500_forever_falls_back_to_region_offers_with_a_warning(facts, httpserver: HTTPServer,
+                                                                           caplog) -> None:
+    serve_both_pages(httpserver)
+    httpserver.expect_request(ACCEL_PATH).respond_with_data("backend error", status=500)
+    serve_zone_pages(httpserver)  # the machine types answer; the accelerator types never do
+    offers = gcp_fetch_zoned(facts, httpserver, retries=1)
+    assert len(offers) == REGION_OFFERS and {o.zone for o in offers} == {None}
+    assert "InternalServerError" in zone_warning(caplog)
+    assert len(compute_calls(httpserver, ACCEL_PATH)) == 2  # first try + ctx.retries
+
+
+def test_compute_api_403_is_not_retried_and_falls_back(facts, httpserver: HTTPServer, caplog) -> None:
+    serve_both_pages(httpserver)
+    denied = {"error": {"code": 403, "message": "Required 'compute.acceleratorTypes.list' permission for "
+                                                "'projects/gpuarb-test'",
+                        "errors": [{"message": "Required 'compute.acceleratorTypes.list' permission",
+                                    "domain": "global", "reason": "forbidden"}]}}
+    httpserver.expect_request(ACCEL_PATH).respond_with_json(denied, status=403)
+    serve_zone_pages(httpserver)
+    offers = gcp_fetch_zoned(facts, httpserver)
+    assert {o.zone for o in offers} == {None} and len(offers) == REGION_OFFERS
+    assert "Forbidden" in zone_warning(caplog) and len(compute_calls(httpserver, ACCEL_PATH)) == 1
+
+
+def test_429_then_200_from_the_compute_api_is_retried(facts, httpserver: HTTPServer, caplog) -> None:
+    serve_both_pages(httpserver)
+    httpserver.expect_oneshot_request(ACCEL_PATH, query_string={"maxResults": "500"}).respond_with_json(
+        {"error": {"code": 429, "message": "Quota exceeded"}}, status=429)
+    serve_zone_pages(httpserver)
+    offers = gcp_fetch_zoned(facts, httpserver)
+    assert "us-central1-b" in {o.zone for o in offers}
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.args.get("pageToken") for r in compute_calls(httpserver, ACCEL_PATH)] == [None, None, ACCEL_TOKEN]
+
+
+def test_a_repeated_compute_page_token_falls_back(facts, httpserver: HTTPServer, caplog) -> None:
+    serve_both_pages(httpserver)
+    looping = page("machine_types_page1.json")
+    httpserver.expect_request(MACHINE_PATH).respond_with_json(looping)
+    serve_zone_pages(httpserver)
+    offers = gcp_fetch_zoned(facts, httpserver)
+    assert {o.zone for o in offers} == {None}
+    assert "machine types: pagination loop" in zone_warning(caplog)
+
+
+def test_an_unreadable_compute_answer_falls_back(facts, httpserver: HTTPServer, caplog) -> None:
+    serve_both_pages(httpserver)
+    httpserver.expect_request(ACCEL_PATH).respond_with_data("<html>proxy error</html>", status=200,
+                                                            content_type="text/html")
+    serve_zone_pages(httpserver)
+    assert {o.zone for o in gcp_fetch_zoned(facts, httpserver)} == {None}
+    zone_warning(caplog)
+
+
+def test_no_zone_with_a_priced_machine_is_an_error(facts, httpserver: HTTPServer) -> None:
+    serve_both_pages(httpserver)
+    only_west = page("accelerator_types_page2.json")
+    only_west["items"] = {"zones/us-west1-a": only_west["items"]["zones/us-west1-a"]}
+    httpserver.expect_request(ACCEL_PATH).respond_with_json(only_west)
+    serve_zone_pages(httpserver)
+    with pytest.raises(ProviderError, match=r"gcp: machines priced in 2 regions \(us-central1, us-east1\) but no "
+                                            r"zone of them offers one"):
+        gcp_fetch_zoned(facts, httpserver)
+
+
+def test_without_a_project_offers_stay_per_region_and_compute_is_not_called(facts, httpserver: HTTPServer,
+                                                                           caplog) -> None:
+    import logging
+
+    serve_both_pages(httpserver)
+    serve_zone_pages(httpserver)
+    with caplog.at_level(logging.INFO, logger="providers.gcp"):
+        offers = gcp_fetch_zoned(facts, httpserver, env=KEY_ENV)
+    assert {o.zone for o in offers} == {None} and len(offers) == REGION_OFFERS
+    assert not compute_calls(httpserver, ACCEL_PATH) and not compute_calls(httpserver, MACHINE_PATH)
+    (note,) = [r for r in caplog.records if r.name == "providers.gcp" and r.levelname == "INFO"]
+    assert "no Compute Engine access" in note.getMessage()
+
+
+def test_an_api_key_alone_gives_no_compute_access(facts, monkeypatch) -> None:
+    monkeypatch.setattr(gcp, "adc_file", lambda env: None)
+    plain = ctx_for(facts, env={**KEY_ENV, "GOOGLE_CLOUD_PROJECT": PROJECT})
+    assert gcp.compute_access(plain) is None
+
+
+def test_without_google_cloud_compute_offers_stay_per_region(facts, httpserver: HTTPServer, monkeypatch) -> None:
+    monkeypatch.setattr(gcp, "_compute_sdk_available", lambda: False)
+    serve_both_pages(httpserver)
+    offers = gcp_fetch_zoned(facts, httpserver)
+    assert {o.zone for o in offers} == {None} and not compute_calls(httpserver, ACCEL_PATH)
+
+
+def test_compute_access_from_a_token_or_the_adc_file(facts, tmp_path) -> None:
+    import google.oauth2.credentials
+
+    token = gcp.compute_access(ctx_for(facts, env={"GOOGLE_OAUTH_ACCESS_TOKEN": "ya29.t",
+                                                   "CLOUDSDK_CORE_PROJECT": "from-gcloud"}))
+    assert token is not None and token.project == "from-gcloud" and token.credentials.token == "ya29.t"
+    adc = tmp_path / "adc.json"
+    adc.write_text(json.dumps({"type": "authorized_user", "client_id": "id", "client_secret": "secret",
+                               "refresh_token": "refresh", "quota_project_id": "billing-project"}))
+    user = gcp.compute_access(ctx_for(facts, env={"GOOGLE_APPLICATION_CREDENTIALS": str(adc)}))
+    assert user is not None and user.project == "billing-project"  # no project variable: the quota project
+    assert isinstance(user.credentials, google.oauth2.credentials.Credentials)
+    assert gcp.COMPUTE_SCOPE in (user.credentials.scopes or ())
+    named = gcp.compute_access(ctx_for(facts, env={"GOOGLE_APPLICATION_CREDENTIALS": str(adc),
+                                                   "GOOGLE_CLOUD_PROJECT": "mine"}))
+    assert named is not None and named.project == "mine"
+
+
+def test_zone_machines_needs_both_the_gpu_and_the_machine_type() -> None:
+    accelerators = {"us-central1-a": {"nvidia-h100-80gb"}, "us-central1-b": {"nvidia-tesla-a100"}}
+    machines = {"us-central1-a": {"a3-highgpu-8g", "a2-highgpu-1g"}, "us-central1-b": {"a3-highgpu-8g"}}
+    assert gcp.zone_machines(accelerators, machines) == {"us-central1-a": {"a3-highgpu-8g"}}
+    assert set(gcp.GCE_ACCELERATORS) == {accel for accel, _count in GCP_HOST_FOR}
+
+
+def test_deprecated_accelerator_types_are_absent(facts, httpserver: HTTPServer) -> None:
+    from google.auth.credentials import AnonymousCredentials
+
+    body = page("accelerator_types_page2.json")
+    body["items"]["zones/us-east1-b"]["acceleratorTypes"][0]["deprecated"] = {"state": "OBSOLETE"}
+    body.pop("nextPageToken", None)
+    httpserver.expect_request(ACCEL_PATH).respond_with_json(body)
+    access = gcp.ComputeAccess(AnonymousCredentials(), PROJECT)
+    c = ctx_for_endpoints(facts, env={}, endpoints={"gcp-compute": httpserver.url_for("").rstrip("/")}, sdk={})
+    zones = gcp.list_zone_types(c, access, "accelerator")
+    assert zones["us-east1-b"] == set() and zones["us-central1-f"] == {"nvidia-tesla-a100"}
+
+
+def test_importing_the_adapter_imports_no_google_cloud_sdk() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys, providers.gcp; "
+            "assert not [m for m in sys.modules if m.startswith(('google.cloud', 'google.auth'))], sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_a_compute_api_that_times_out_is_retried_then_falls_back(facts, httpserver: HTTPServer, caplog) -> None:
+    from conftest import slow_response
+
+    serve_both_pages(httpserver)
+    slow = HTTPServer(host="127.0.0.1", port=0, threaded=True)  # the SKU server stays quick
+    slow.expect_request(ACCEL_PATH).respond_with_handler(slow_response(1.0))
+    slow.expect_request(MACHINE_PATH).respond_with_json(page("machine_types_page2.json"))
+    slow.start()
+    try:
+        offers = gcp_fetch_zoned(facts, httpserver, retries=1, timeout_s=0.3,
+                                 endpoints={"gcp": httpserver.url_for("").rstrip("/"),
+                                            "gcp-compute": slow.url_for("").rstrip("/")})
+        assert {o.zone for o in offers} == {None}
+        assert "Timeout" in zone_warning(caplog)
+        deadline = time.monotonic() + 5  # the server logs a request once its slow handler has answered
+        while len(compute_calls(slow, ACCEL_PATH)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(compute_calls(slow, ACCEL_PATH)) == 2  # the first try and one retry
+    finally:
+        slow.clear()
+        slow.stop()

@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from providers.base import FetchContext, MissingCredentials, ProviderError
-from providers.lambda_cloud import ADAPTER, DEFAULT_URL, PATH, gpu_from_text
+from providers.lambda_cloud import ADAPTER, DEFAULT_URL, PATH, NoCapacity, gpu_from_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lambda"
 KEY = "secret_test-key.abc"
@@ -136,9 +136,37 @@ def test_timeout(httpserver: HTTPServer) -> None:
         fetch(ctx(httpserver, timeout_s=0.1, retries=1))
 
 
-def test_sold_out_everywhere_gives_no_offers(httpserver: HTTPServer) -> None:
+def sold_out() -> dict[str, Any]:
     data = body()
     for item in data["data"].values():
         item["regions_with_capacity_available"] = []
+    return data
+
+
+def test_sold_out_everywhere_is_said_so_not_an_empty_answer(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(PATH).respond_with_json(sold_out())
+    with pytest.raises(NoCapacity) as info:
+        fetch(ctx(httpserver))
+    message = str(info.value)
+    # Eight GPU types priced (the CPU type and the unknown MI300X do not count), none launchable now.
+    assert message.startswith("lambda: sold out: none of the 8 GPU instance types it prices has capacity in any "
+                              "region now (gpu_1x_a100_sxm4, gpu_1x_a6000, gpu_1x_gh200, ...)")
+    assert "\n" not in message
+    assert isinstance(info.value, ProviderError)
+
+
+def test_an_answer_without_any_gpu_type_is_not_a_sell_out(httpserver: HTTPServer) -> None:
+    data = body()
+    data["data"] = {k: v for k, v in data["data"].items() if v["instance_type"]["specs"]["gpus"] == 0}
     httpserver.expect_request(PATH).respond_with_json(data)
-    assert fetch(ctx(httpserver)) == []
+    assert fetch(ctx(httpserver)) == []  # nothing priced at all: fetch.py reports "returned no GPU offers"
+
+
+def test_sold_out_reaches_the_user_as_a_warning_naming_the_sell_out(httpserver: HTTPServer, tmp_path: Path) -> None:
+    from providers.fetch import collect_offers
+
+    httpserver.expect_request(PATH).respond_with_json(sold_out())
+    c = ctx(httpserver, env={"LAMBDA_API_KEY": KEY, "GPUARB_CACHE_DIR": str(tmp_path)})
+    offers, (status,) = collect_offers([], "live", c, ["lambda"])
+    assert offers == [] and status.level == "warning"
+    assert "sold out: none of the 8 GPU instance types it prices has capacity" in status.message
