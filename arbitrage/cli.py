@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="gpuarb",
     help="Multi-cloud GPU arbitrage: price comparison and cheapest-feasible placement for GPU jobs.\n\n"
-    "Exit codes: 0 ok, 1 error, 2 invalid spec or usage, 3 nothing feasible, 4 best plan over budget.",
+    "Exit codes: 0 ok, 1 error, 2 invalid spec or usage, 3 nothing feasible (or no capacity), 4 over budget\n"
+    "(plan, or stopped by the budget breaker), 5 job failed, 130 interrupted.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -430,10 +431,20 @@ def _root(
     """gpuarb: cheapest feasible GPU placement across clouds."""
 
 
-# Reports (report prices, report plan) and breakeven live in their own module.
+# Run-lifecycle commands (run, status, logs, down, history, reap) live in their own module.
+from arbitrage import cli_run  # noqa: E402
+
+cli_run.register(app, guarded)
+
+# Reports (report prices, report plan) and breakeven live in their own module too.
 from arbitrage import cli_report  # noqa: E402
 
 cli_report.register(app)
+
+# Ledger spend (report spend) and the FOCUS export (export focus).
+from arbitrage import cli_spend  # noqa: E402
+
+cli_spend.register(cli_report.report_app, app, guarded)
 
 
 def main() -> None:

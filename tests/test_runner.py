@@ -248,3 +248,15 @@ def test_local_checkpoint_plans(tmp_path):
     assert checkpoint_plan(bucket, "r1", local=True, root=tmp_path).mount_path == str(tmp_path / "r1")
     assert checkpoint_plan(bucket, "r1", local=False, root=None).uri == "s3://b/x"
     assert checkpoint_plan(make_spec(), "r1", local=False, root=None) is None
+
+
+def test_a_launch_pending_past_the_timeout_fails_over(tmp_path, facts):
+    pending = JobStatus(JobState.PENDING, message="waiting for spot capacity")
+    backend = ScriptedBackend(scripts=[[pending], [RUNNING, DONE]])
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
+    runner.options = RunOptions(poll_seconds=600.0, pending_timeout_minutes=25.0, checkpoint_root=tmp_path)
+    assert runner.supervise(run_id, spec) == L.RUN_SUCCEEDED
+    assert [r.placement.offer.instance_type for r in backend.launched] == ["a", "b"]
+    first = ledger.attempts(run_id)[0]
+    assert first.outcome == "no-capacity" and "pending timeout 25 min" in first.message
+    assert backend.cancelled == [backend.launched[0].cluster_name]

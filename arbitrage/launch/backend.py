@@ -147,3 +147,7 @@ class Backend(Protocol):
 
     def clusters(self) -> list[ClusterInfo]:
         """Clusters this backend knows whose names start with CLUSTER_PREFIX."""
+
+
+# Optional on a backend: ``launch_key(placement) -> Hashable | None``. Placements with equal keys are one launch
+# to this backend (failover skips repeats); None means the backend cannot launch that placement at all.

@@ -26,4 +26,6 @@ def make_backend(name: str, *, state_dir: Path, ray_address: str | None = None) 
         return cls(address=ray_address, state_dir=state_dir / "ray")
     if ray_address:
         raise SpecError("--ray-address only applies to --backend local")
-    return cls()
+    import sys
+
+    return cls(progress=sys.stderr)  # SkyPilot's provisioning progress goes to stderr; results to stdout

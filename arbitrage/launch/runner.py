@@ -47,6 +47,7 @@ from arbitrage.ledger import (
     RUN_CANCELLED,
     RUN_FAILED,
     RUN_INTERRUPTED,
+    RUN_LAUNCHING,
     RUN_NO_CAPACITY,
     RUN_RECOVERING,
     RUN_RUNNING,
@@ -71,6 +72,7 @@ class RunOptions:
     max_restarts: int = 10  # preemption restarts before the run is failed (runaway guard)
     poll_seconds: float = 10.0
     idle_minutes_to_autostop: int = 30
+    pending_timeout_minutes: float = 30.0  # still not running after this long: no capacity, fail over
     checkpoint_root: Path | None = None  # local checkpoint directories (local backend) live under it
 
 
@@ -128,7 +130,7 @@ def checkpoint_plan(spec: JobSpec, run_id: str, *, local: bool, root: Path | Non
         raw = spec.checkpoint.uri.removeprefix("file://")
         path = Path(raw).expanduser()
         if not path.is_absolute():
-            path = Path(spec.path).resolve().parent / path
+            path = (Path(spec.path).resolve().parent / path).resolve()
     else:
         if root is None:
             raise ValueError("a local checkpoint root is required for the local backend")
@@ -243,7 +245,9 @@ class Runner:
         self.handle = handle
         handle_data = {"backend": handle.backend, "cluster_name": handle.cluster_name, "job_id": handle.job_id,
                        "managed": handle.managed, "detail": dict(handle.detail)}
-        self.ledger.attempt_launched(run_id, n, handle_data, self.clock(), f"{row.label} as {handle.cluster_name}")
+        where = "" if ckpt is None else f"; checkpoints in {ckpt.mount_path if local else ckpt.uri}"
+        self.ledger.attempt_launched(run_id, n, handle_data, self.clock(),
+                                     f"{row.label} as {handle.cluster_name}{where}")
         self._crash_hook("launched")
         if resume:
             self._record(run_id, EV_RESUMED, "resumed from the last checkpoint", attempt=n)
@@ -261,9 +265,21 @@ class Runner:
         budget = spec.budget.max_total_usd
         seen_restarts = 0
         recovering = False
+        launched_at = self.clock()
         while True:
             status = self.backend.status(handle)
             now = self.clock()
+            waited_minutes = (now - launched_at).total_seconds() / 60
+            if status.state == JobState.PENDING and seen_restarts == 0 and \
+                    waited_minutes > self.options.pending_timeout_minutes:
+                # A pinned spot request can wait for capacity forever: give up on this placement, fail over.
+                message = (f"{row.label}: still not running after {waited_minutes:.0f} min "
+                           f"(pending timeout {self.options.pending_timeout_minutes:g} min); treated as no capacity")
+                self.say(message)
+                self._stop(handle)
+                self._end(run_id, n, "no-capacity", message, kind=EV_LAUNCH_FAILED, state=RUN_LAUNCHING)
+                self._teardown(run_id, handle, n)
+                return "capacity"
             if self.ledger.run(run_id).state == RUN_CANCELLED:  # `gpuarb down` from another process
                 self._end(run_id, n, "cancelled", "cancelled by gpuarb down", kind=EV_CANCELLED)
                 self._teardown(run_id, handle, n)

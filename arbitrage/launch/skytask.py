@@ -1,0 +1,400 @@
+"""Translate one launch request into a SkyPilot task (YAML form) pinned to its placement. Pure: no I/O, no sky.
+
+The task is the user's SkyPilot task (setup, run, envs, file_mounts, workdir, secrets, config...) with
+gpuarb's fields removed (the ``arbitrage:`` block, any-of / ordered accelerators, the cloud choice) and
+``resources`` replaced by the one placement the planner chose: cloud/region/zone, instance type,
+accelerators, spot and node count. Spot placements run as SkyPilot managed jobs with a recovery
+strategy; on-demand clusters carry autodown. The checkpoint bucket is mounted at the checkpoint path
+and exported as GPUARB_CHECKPOINT_DIR with the interval and a resume hint.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+
+from arbitrage.launch.backend import (
+    ENV_ATTEMPT,
+    ENV_CHECKPOINT_DIR,
+    ENV_CHECKPOINT_INTERVAL,
+    ENV_RESUME,
+    ENV_RUN_ID,
+    LaunchError,
+    LaunchRequest,
+)
+
+if TYPE_CHECKING:
+    from arbitrage.costmodel import Placement
+
+LaunchMode = Literal["managed", "cluster"]
+
+# Provider ids whose snapshot rows are SkyPilot's own v8 catalog rows: instance type, region, zone
+# and accelerator name are SkyPilot's, so the task pins all of them and SkyPilot prices it as we do.
+CATALOG_PROVIDERS = ("aws", "gcp", "lambda", "nebius", "hyperbolic")
+
+# gpuarb provider id -> SkyPilot cloud name (sky/utils/registry, `infra:` prefix).
+SKY_CLOUDS = {
+    "aws": "aws", "gcp": "gcp", "azure": "azure", "lambda": "lambda", "nebius": "nebius",
+    "hyperbolic": "hyperbolic", "runpod": "runpod", "vast": "vast",
+}
+
+# Why SkyPilot cannot launch some providers' placements (one line each, with what to do instead).
+_NOT_SKYPILOT = {
+    "onprem": "owned capacity is not a SkyPilot cloud: run it with --backend local (Ray) or a Ray cluster address",
+    "coreweave": "SkyPilot reaches CoreWeave only as a Kubernetes context (infra: k8s/<context>), so a CoreWeave "
+                 "price-list instance cannot be pinned: deny coreweave in arbitrage.providers, "
+                 "or use --backend local with a Ray address on that cluster",
+}
+
+# RunPod's GPU type (the tail of our instance name) -> SkyPilot's RunPod accelerator name
+# (sky/catalog/data_fetchers/fetch_runpod.py: display name with spaces as '-', plus its overrides).
+_RUNPOD_ACCELERATORS = {
+    "A100 80GB PCIe": "A100-80GB",
+    "A100-SXM4-80GB": "A100-80GB-SXM",
+    "B200": "B200",
+    "H100 80GB HBM3": "H100-SXM",
+    "H100 NVL": "H100-NVL",
+    "H100 PCIe": "H100",
+    "H200": "H200-SXM",
+}
+
+# SkyPilot 0.14 task fields passed through unchanged (name, resources, num_nodes, envs, file_mounts are written).
+_PASS_FIELDS = ("workdir", "setup", "run", "secrets", "event_callback", "config", "volumes", "inputs", "outputs")
+# Fields a job spec may carry that a pinned `sky launch` / `sky jobs launch` ignores or rejects.
+_DROPPED_FIELDS = {
+    "service": "a SkyServe service section is ignored by sky launch and sky jobs launch",
+    "pool": "a pool section is ignored by sky launch and sky jobs launch",
+}
+_REJECTED_FIELDS = {
+    "experimental": "not a SkyPilot 0.14 task field (write its config_overrides under config:)",
+    "job": "not a SkyPilot 0.14 task field",
+}
+
+# Resource fields that choose the placement: gpuarb decides these, so the user's values never reach SkyPilot.
+_PLACEMENT_RESOURCE_FIELDS = frozenset({
+    "cloud", "region", "zone", "infra", "accelerators", "instance_type", "use_spot", "cpus", "memory",
+    "any_of", "ordered", "autostop", "job_recovery",
+})
+
+# Managed-job recovery for spot: FAILOVER retries the pinned region first after a preemption
+# (EAGER_NEXT_REGION would leave it, and a pinned task has nowhere else to go). Job failures
+# (non-zero exit) are not retried by SkyPilot: the gpuarb runner decides about those.
+DEFAULT_JOB_RECOVERY = {"strategy": "FAILOVER", "max_restarts_on_errors": 0}
+
+# Object-store schemes SkyPilot mounts directly (sky/data/storage.py::Storage._validate_source).
+_BUCKET_SCHEMES = frozenset({"s3", "gs", "r2", "nebius", "cw", "oci"})
+_AZURE_BLOB = re.compile(r"^(?P<account>[a-z0-9]+)\.blob\.core\.windows\.net$")
+_AZURE_DFS = re.compile(r"^(?P<container>[^@/]+)@(?P<account>[a-z0-9]+)\.dfs\.core\.windows\.net$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REDACTED = "<redacted>"
+
+
+@dataclass(frozen=True, slots=True)
+class SkyPin:
+    """What the task pins for one placement, in SkyPilot's words; ``note`` says what SkyPilot still picks."""
+
+    cloud: str
+    region: str | None
+    zone: str | None
+    instance_type: str | None
+    accelerator: str | None
+    count: int
+    note: str = ""
+
+    @property
+    def infra(self) -> str:
+        """SkyPilot's ``infra`` string: cloud[/region[/zone]]."""
+        return "/".join(p for p in (self.cloud, self.region, self.zone if self.region else None) if p)
+
+
+def placement_label(placement: Placement) -> str:
+    """One-line name of a placement for messages: 'aws us-east-1/use1-az4 p5.48xlarge spot x2'."""
+    o = placement.offer
+    nodes = f" x{placement.nodes}" if placement.nodes > 1 else ""
+    return f"{o.provider} {o.location} {o.instance_type} {'spot' if placement.spot else 'on-demand'}{nodes}"
+
+
+def unsupported_reason(placement: Placement) -> str | None:
+    """Why SkyPilot cannot launch this placement at all (one line), or None when it can."""
+    try:
+        pin(placement)
+    except LaunchError as exc:
+        return str(exc)
+    return None
+
+
+def pin(placement: Placement) -> SkyPin:
+    """The SkyPilot cloud/region/zone/instance/accelerator a placement maps to; LaunchError when none."""
+    o = placement.offer
+    label = placement_label(placement)
+    if o.provider in _NOT_SKYPILOT:
+        raise LaunchError(f"{label}: {_NOT_SKYPILOT[o.provider]}")
+    cloud = SKY_CLOUDS.get(o.provider)
+    if cloud is None:
+        raise LaunchError(f"{label}: provider '{o.provider}' has no SkyPilot cloud")
+    count = o.gpus_per_node
+    if o.provider in ("lambda", "nebius", "hyperbolic"):
+        return SkyPin(cloud, o.region, None, o.instance_type, o.accelerator, count)
+    if o.provider == "gcp":
+        return SkyPin(cloud, o.region, o.zone, o.instance_type, o.accelerator, count)
+    if o.provider == "aws":
+        note = ("zone left to SkyPilot: catalog zone ids such as "
+                f"{o.zone} map to zone names per AWS account") if o.zone else ""
+        return SkyPin(cloud, o.region, None, o.instance_type, o.accelerator, count, note)
+    if o.provider == "azure":
+        # Hand-built rows: the instance type is Azure's own name; SkyPilot's Azure catalog supplies its GPUs.
+        return SkyPin(cloud, o.region, None, o.instance_type, None, count)
+    if o.provider == "runpod":
+        return _runpod_pin(placement, label)
+    if o.provider == "vast":
+        return _vast_pin(placement, label)
+    raise LaunchError(f"{label}: provider '{o.provider}' has no SkyPilot mapping")  # pragma: no cover
+
+
+def _runpod_pin(placement: Placement, label: str) -> SkyPin:
+    o = placement.offer
+    if o.region == "community":
+        raise LaunchError(f"{label}: SkyPilot launches RunPod Secure Cloud only, not Community Cloud")
+    gpu = o.instance_type.split(" NVIDIA ", 1)[-1]
+    accelerator = _RUNPOD_ACCELERATORS.get(gpu)
+    if accelerator is None:
+        raise LaunchError(f"{label}: no SkyPilot RunPod accelerator name for GPU type '{gpu}'")
+    # A RunPod data centre id such as us-tx-3 / eu-ro-1 is SkyPilot's zone US-TX-3 / EU-RO-1 in
+    # region US / RO (the country; fetch_runpod.py REGION_ZONES).
+    parts = o.region.upper().split("-")
+    if len(parts) < 3:
+        raise LaunchError(f"{label}: '{o.region}' is not a RunPod data centre id such as us-tx-3")
+    country = parts[0] if parts[0] in ("US", "CA") else parts[1]
+    return SkyPin("runpod", country, o.region.upper(), None, accelerator, o.gpus_per_node,
+                  "instance type left to SkyPilot (its RunPod Secure Cloud type for this GPU and count)")
+
+
+def _vast_pin(placement: Placement, label: str) -> SkyPin:
+    o = placement.offer
+    gpu = o.instance_type.split("-", 1)[-1]
+    # SkyPilot's Vast catalog names GPUs without the form factor (fetch_vast.py strips PCIE/SXM4/SXM/NVL).
+    accelerator = re.sub(r"_?(PCIE|SXM4|SXM|NVL)$", "", gpu, flags=re.IGNORECASE).replace("_", "")
+    if not accelerator:
+        raise LaunchError(f"{label}: cannot read a GPU name from '{o.instance_type}'")
+    return SkyPin("vast", None, None, None, accelerator, o.gpus_per_node,
+                  f"SkyPilot picks the Vast.ai offer and host; gpuarb's {o.region} price is a median of a group")
+
+
+def launch_mode(req: LaunchRequest) -> LaunchMode:
+    """Spot placements run as SkyPilot managed jobs (recovered after preemption); on-demand as a cluster."""
+    return "managed" if req.placement.spot else "cluster"
+
+
+def checkpoint_mount(uri: str) -> dict[str, Any]:
+    """A SkyPilot storage mount (file_mounts value) for a checkpoint bucket URI, read-write (MOUNT mode).
+
+    SkyPilot mounts whole buckets, so a path inside the bucket goes to ``_bucket_sub_path`` (the field
+    SkyPilot's own managed-jobs code uses for sub-path mounts): the job sees exactly its own prefix.
+    """
+    scheme, sep, rest = uri.partition("://")
+    scheme = scheme.lower() if sep else ""
+    if scheme in ("", "file"):
+        raise LaunchError(f"checkpoint uri '{uri}' is a local path a cloud cluster cannot reach: "
+                          "use a bucket (s3://, gs://, az://, r2://...) or --backend local")
+    mount: dict[str, Any]
+    if scheme == "gcs":
+        scheme = "gs"
+    if scheme in _BUCKET_SCHEMES:
+        bucket, _, prefix = rest.partition("/")
+        mount = {"source": f"{scheme}://{bucket}"}
+    elif scheme == "az":
+        # az://container/path names no storage account: SkyPilot uses its configured one (azure.storage_account).
+        bucket, _, prefix = rest.partition("/")
+        mount = {"name": bucket, "store": "azure"}
+    elif scheme == "https" and _AZURE_BLOB.match(rest.partition("/")[0]):
+        host, _, path = rest.partition("/")
+        bucket, _, prefix = path.partition("/")
+        mount = {"source": f"https://{host}/{bucket}"}
+    elif scheme in ("abfs", "abfss") and (m := _AZURE_DFS.match(rest.partition("/")[0])):
+        bucket, prefix = m["container"], rest.partition("/")[2]
+        mount = {"source": f"https://{m['account']}.blob.core.windows.net/{bucket}"}
+    else:
+        raise LaunchError(f"checkpoint uri '{uri}': SkyPilot cannot mount '{scheme}://' "
+                          "(use s3://, gs://, az://, r2://, nebius://, cw://, oci:// or an Azure blob https:// URL)")
+    if not bucket:
+        raise LaunchError(f"checkpoint uri '{uri}' names no bucket")
+    mount.update({"mode": "MOUNT", "persistent": True})
+    if prefix.strip("/"):
+        mount["_bucket_sub_path"] = prefix.strip("/")
+    return mount
+
+
+def _env_value(name: str, value: Any, where: str) -> str:
+    if value is None:
+        raise LaunchError(f"{where}: envs.{name} has no value (SkyPilot needs one; use \"\" for empty)")
+    return str(value)  # as SkyPilot reads envs: str(True) == 'True', str(8) == '8'
+
+
+def job_envs(req: LaunchRequest) -> dict[str, str]:
+    """The job's environment: the spec's envs, then GPUARB_* from the request (the runner's envs win)."""
+    where = req.spec.path
+    envs: dict[str, str] = {}
+    for name, value in (req.spec.task.get("envs") or {}).items():
+        envs[str(name)] = _env_value(str(name), value, where)
+    envs[ENV_RUN_ID] = req.run_id
+    envs[ENV_ATTEMPT] = str(req.attempt)
+    envs[ENV_RESUME] = "1" if req.resume else "0"
+    if req.checkpoint is not None:
+        envs[ENV_CHECKPOINT_DIR] = req.checkpoint.mount_path
+        envs[ENV_CHECKPOINT_INTERVAL] = str(round(req.checkpoint.interval_minutes * 60))
+    envs.update({str(k): str(v) for k, v in req.envs.items()})
+    bad = [k for k in envs if not _ENV_NAME.match(k)]
+    if bad:
+        raise LaunchError(f"{where}: envs.{bad[0]}: not a valid environment variable name")
+    return envs
+
+
+def _user_resource_fields(req: LaunchRequest) -> dict[str, Any]:
+    """The user's resource fields that do not choose the placement (disk_size, ports, image_id, labels...)."""
+    resources = dict(req.spec.task.get("resources") or {})
+    kept = {k: v for k, v in resources.items() if k not in _PLACEMENT_RESOURCE_FIELDS}
+    # With any_of / ordered, the chosen entry's own extra fields (e.g. its disk_size) apply too.
+    offer = req.placement.offer
+    names = {offer.accelerator.lower(), offer.gpu_model.lower()}
+    for entry in resources.get("ordered") or resources.get("any_of") or []:
+        if isinstance(entry, dict) and names & _accelerator_names(entry.get("accelerators")):
+            kept.update({k: v for k, v in entry.items() if k not in _PLACEMENT_RESOURCE_FIELDS})
+            break
+    return kept
+
+
+def _accelerator_names(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {value.partition(":")[0].strip().lower()}
+    if isinstance(value, dict):
+        return {str(k).partition(":")[0].strip().lower() for k in value}
+    if isinstance(value, list):
+        return {str(v).partition(":")[0].strip().lower() for v in value}
+    return set()
+
+
+def _resources(req: LaunchRequest, sky_pin: SkyPin) -> dict[str, Any]:
+    res: dict[str, Any] = {"infra": sky_pin.infra}
+    if sky_pin.instance_type:
+        res["instance_type"] = sky_pin.instance_type
+    if sky_pin.accelerator:
+        res["accelerators"] = {sky_pin.accelerator: sky_pin.count}
+    res["use_spot"] = req.placement.spot
+    res.update(_user_resource_fields(req))
+    if launch_mode(req) == "managed":
+        user_recovery = (req.spec.task.get("resources") or {}).get("job_recovery")
+        recovery = dict(DEFAULT_JOB_RECOVERY)
+        if isinstance(user_recovery, str):
+            recovery["strategy"] = user_recovery
+        elif isinstance(user_recovery, dict):
+            recovery.update(user_recovery)
+        res["job_recovery"] = recovery
+    else:
+        # What sky.launch(down=True, idle_minutes_to_autostop=N) sets: autodown after N idle minutes.
+        res["autostop"] = {"idle_minutes": req.idle_minutes_to_autostop, "down": True}
+    return res
+
+
+def task_config(req: LaunchRequest) -> dict[str, Any]:
+    """The SkyPilot task (a plain dict in task-YAML form) that runs ``req`` on exactly its placement."""
+    task = req.spec.task
+    where = req.spec.path
+    for field_name, why in _REJECTED_FIELDS.items():
+        if field_name in task:
+            raise LaunchError(f"{where}: {field_name}: {why}")
+    if not task.get("run"):
+        raise LaunchError(f"{where}: run: required to launch (the command the job runs)")
+    config: dict[str, Any] = {"name": task.get("name") or req.spec.name}
+    config["resources"] = _resources(req, pin(req.placement))
+    config["num_nodes"] = req.placement.nodes
+    for field_name in _PASS_FIELDS:
+        if task.get(field_name) is not None:
+            config[field_name] = task[field_name]
+    base = _spec_dir(req.spec.path)
+    if isinstance(config.get("workdir"), str):
+        config["workdir"] = _local_path(config["workdir"], base)
+    config["envs"] = job_envs(req)
+    mounts = {dst: _local_sources(src, base) for dst, src in (task.get("file_mounts") or {}).items()}
+    if req.checkpoint is not None and req.checkpoint.mount_path not in mounts:
+        try:
+            mounts[req.checkpoint.mount_path] = checkpoint_mount(req.checkpoint.uri)
+        except LaunchError as exc:
+            raise LaunchError(f"{placement_label(req.placement)}: {exc}") from None
+    if mounts:
+        config["file_mounts"] = mounts
+    return config
+
+
+def _spec_dir(path: str) -> str:
+    """The job file's folder: relative local paths in a job spec are relative to it."""
+    return "" if path.startswith("<") else os.path.dirname(path)
+
+
+def _local_path(path: str, base: str) -> str:
+    """A relative local path made relative to the spec's folder; URLs, absolute and ~ paths unchanged."""
+    if "://" in path or os.path.isabs(path) or path.startswith("~") or not base:
+        return path
+    return os.path.normpath(os.path.join(base, path))
+
+
+def _local_sources(source: Any, base: str) -> Any:
+    """A file_mounts value with its local source path(s) resolved against the spec's folder."""
+    if isinstance(source, str):
+        return _local_path(source, base)
+    if isinstance(source, dict) and "source" in source:
+        src = source["source"]
+        resolved = [_local_path(s, base) for s in src] if isinstance(src, list) else (
+            _local_path(src, base) if isinstance(src, str) else src)
+        return {**source, "source": resolved}
+    return source
+
+
+class _TaskDumper(yaml.SafeDumper):
+    """YAML dumper that writes multi-line strings (run/setup scripts) as literal blocks."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_TaskDumper.add_representer(str, _str_representer)
+
+
+def launch_command(req: LaunchRequest) -> str:
+    """The SkyPilot CLI command equivalent to what the backend does with this task."""
+    if launch_mode(req) == "managed":
+        return f"sky jobs launch -n {req.cluster_name} task.yaml"
+    return f"sky launch -c {req.cluster_name} --down -i {req.idle_minutes_to_autostop} task.yaml"
+
+
+def task_yaml(req: LaunchRequest) -> str:
+    """The task as YAML, headed by comments naming the run, the placement and its price source; secrets redacted."""
+    config = task_config(req)
+    shown = dict(config)
+    if isinstance(shown.get("secrets"), dict):
+        shown["secrets"] = {k: (None if v is None else _REDACTED) for k, v in shown["secrets"].items()}
+    p, o = req.placement, req.placement.offer
+    sky_pin = pin(p)
+    mode = ("managed job (SkyPilot recovers it after a preemption)" if launch_mode(req) == "managed"
+            else f"cluster, torn down after {req.idle_minutes_to_autostop} idle minutes")
+    header = [
+        f"# SkyPilot task generated by gpuarb: run {req.run_id}, attempt {req.attempt}",
+        f"# placement: {placement_label(p)}, ${p.hourly_usd:.4f}/h for the cluster "
+        f"({o.source}, as of {o.as_of}, {o.price_ref})",
+        f"# launch: {mode}; equivalent to: {launch_command(req)}",
+    ]
+    if sky_pin.note:
+        header.append(f"# note: {sky_pin.note}")
+    dropped = [f"{k} ({why})" for k, why in _DROPPED_FIELDS.items() if k in req.spec.task]
+    if dropped:
+        header.append(f"# not passed to SkyPilot: {'; '.join(dropped)}")
+    if shown.get("secrets") != config.get("secrets"):
+        header.append("# secrets: values redacted here; the launch sends them")
+    body = yaml.dump(shown, Dumper=_TaskDumper, sort_keys=False, default_flow_style=False, width=120,
+                     allow_unicode=True)
+    return "\n".join(header) + "\n" + body

@@ -1,0 +1,312 @@
+"""Spend from the run ledger: showback/chargeback per team, model, version, provider or any tag, in USD.
+
+Pure: ledger rows and the clock come in as arguments. Actual spend is what the ledger bills (each attempt's hours
+from launch to end, or to ``now`` while it runs, x the recorded placement's USD per hour, plus the egress charged
+to the run), expected spend is the plan's estimate recorded at submission; GPU-hours are attempt hours x GPUs per
+node x nodes. Every run lands in exactly one group, so the groups add up to the total.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from arbitrage.ledger import TERMINAL_STATES, AttemptRow, PlacementRow, RunRow
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+UNTAGGED = "(untagged)"
+TOTAL = "(total)"
+# Group keys that are not tags; anything else is a tag key (`tag:KEY` forces a tag, e.g. a tag named "provider").
+BUILTIN_KEYS = ("provider", "name", "state")
+
+
+@dataclass(frozen=True)
+class RunLedger:
+    """One run as the ledger holds it: the run row, its planned placements (best first) and its attempts."""
+
+    run: RunRow
+    placements: tuple[PlacementRow, ...]
+    attempts: tuple[AttemptRow, ...]
+
+    def placement(self, rank: int) -> PlacementRow:
+        """The planned placement an attempt ran on."""
+        for p in self.placements:
+            if p.rank == rank:
+                return p
+        raise KeyError(f"run {self.run.id}: no placement of rank {rank}")
+
+    @property
+    def last_placement(self) -> PlacementRow | None:
+        """Where the run last ran (its latest attempt), else the plan's best; None for a run with no placement."""
+        if self.attempts:
+            return self.placement(self.attempts[-1].rank)
+        return self.placements[0] if self.placements else None
+
+
+def attempt_hours(attempt: AttemptRow, now: datetime) -> float:
+    """Billed hours of one attempt: launch to end, or to ``now`` while it is still open (as the ledger bills)."""
+    end = attempt.ended_at or now
+    return max(0.0, (end - attempt.started_at).total_seconds() / 3600)
+
+
+def price_label(p: PlacementRow) -> str:
+    """Where a recorded price came from: provider, source and as-of date."""
+    return f"{p.provider} {p.price_source} {p.price_as_of}"
+
+
+@dataclass(frozen=True)
+class RunSpend:
+    """One run's actual and expected USD, hours and GPU-hours."""
+
+    run_id: str
+    name: str
+    state: str
+    provider: str | None
+    tags: dict[str, str]
+    active: bool
+    hours: float
+    gpu_hours: float
+    compute_usd: float
+    egress_usd: float
+    expected_usd: float
+    price_sources: tuple[str, ...]
+
+    @property
+    def actual_usd(self) -> float:
+        """Compute at the recorded price plus egress charged."""
+        return self.compute_usd + self.egress_usd
+
+
+def run_spend(record: RunLedger, now: datetime) -> RunSpend:
+    """One run's spend: every attempt's hours x its placement's USD per hour, plus egress; expected from the plan."""
+    run = record.run
+    hours = gpu_hours = compute_usd = 0.0
+    sources = set()
+    for attempt in record.attempts:
+        p = record.placement(attempt.rank)
+        h = attempt_hours(attempt, now)
+        hours += h
+        gpu_hours += h * p.gpus_per_node * p.nodes
+        compute_usd += h * p.usd_per_hour
+        sources.add(price_label(p))
+    where = record.last_placement
+    return RunSpend(
+        run_id=run.id, name=run.name, state=run.state, provider=where.provider if where else None,
+        tags=dict(run.tags), active=run.state not in TERMINAL_STATES, hours=hours, gpu_hours=gpu_hours,
+        compute_usd=compute_usd, egress_usd=run.egress_in_usd + run.egress_out_usd,
+        expected_usd=run.expected_total_usd or 0.0, price_sources=tuple(sorted(sources)))
+
+
+def parse_group_by(by: str) -> tuple[str, str]:
+    """``--by`` as (kind, key): ('builtin', 'provider'|'name'|'state') or ('tag', KEY); ValueError if empty."""
+    text = by.strip()
+    if text.startswith("tag:"):
+        key = text[4:].strip()
+        if not key:
+            raise ValueError("--by tag: needs a tag key, e.g. tag:team")
+        return "tag", key
+    if not text:
+        raise ValueError("--by needs provider, name, state or a tag key such as team, model, version")
+    return ("builtin", text) if text in BUILTIN_KEYS else ("tag", text)
+
+
+def group_of(spend: RunSpend, kind: str, key: str) -> str:
+    """The group a run falls in; runs without the tag (or never placed) go to '(untagged)'."""
+    if kind == "builtin":
+        value = {"provider": spend.provider, "name": spend.name, "state": spend.state}[key]
+    else:
+        value = spend.tags.get(key)
+    return value if value not in (None, "") else UNTAGGED
+
+
+@dataclass(frozen=True)
+class SpendGroup:
+    """Totals of one group of runs, with unit economics (USD per run, per GPU-hour) and expected-vs-actual."""
+
+    key: str
+    runs: int
+    active_runs: int
+    hours: float
+    gpu_hours: float
+    compute_usd: float
+    egress_usd: float
+    expected_usd: float
+    price_sources: tuple[str, ...]
+
+    @property
+    def actual_usd(self) -> float:
+        """Compute plus egress, USD."""
+        return self.compute_usd + self.egress_usd
+
+    @property
+    def variance_usd(self) -> float:
+        """Actual minus expected, USD (positive: over the plan)."""
+        return self.actual_usd - self.expected_usd
+
+    @property
+    def variance_pct(self) -> float | None:
+        """Variance as a percentage of expected; None when nothing was expected."""
+        return 100 * self.variance_usd / self.expected_usd if self.expected_usd > 0 else None
+
+    @property
+    def usd_per_run(self) -> float | None:
+        """Actual USD per run."""
+        return self.actual_usd / self.runs if self.runs else None
+
+    @property
+    def usd_per_gpu_hour(self) -> float | None:
+        """All-in actual USD (compute + egress) per GPU-hour used; None before any GPU-hour."""
+        return self.actual_usd / self.gpu_hours if self.gpu_hours > 0 else None
+
+
+def _group(key: str, spends: Sequence[RunSpend]) -> SpendGroup:
+    return SpendGroup(
+        key=key, runs=len(spends), active_runs=sum(s.active for s in spends),
+        hours=sum(s.hours for s in spends), gpu_hours=sum(s.gpu_hours for s in spends),
+        compute_usd=sum(s.compute_usd for s in spends), egress_usd=sum(s.egress_usd for s in spends),
+        expected_usd=sum(s.expected_usd for s in spends),
+        price_sources=tuple(sorted({src for s in spends for src in s.price_sources})))
+
+
+@dataclass(frozen=True)
+class SpendReport:
+    """Spend grouped by one key, biggest actual spend first (untagged last), plus the total over all groups."""
+
+    by: str
+    groups: tuple[SpendGroup, ...]
+    total: SpendGroup
+    runs: tuple[RunSpend, ...]
+    as_of: datetime
+    since: datetime | None
+    currency: str = "USD"
+
+
+def spend_report(records: Iterable[RunLedger], by: str, now: datetime, since: datetime | None = None) -> SpendReport:
+    """Group runs by ``by`` (provider, name, state, a tag key, or tag:KEY) and total their spend at ``now``."""
+    kind, key = parse_group_by(by)
+    spends = [run_spend(r, now) for r in records]
+    buckets: dict[str, list[RunSpend]] = {}
+    for s in spends:
+        buckets.setdefault(group_of(s, kind, key), []).append(s)
+    groups = sorted((_group(k, v) for k, v in buckets.items()),
+                    key=lambda g: (g.key == UNTAGGED, -g.actual_usd, g.key))
+    label = f"tag:{key}" if kind == "tag" and key in BUILTIN_KEYS else key
+    return SpendReport(by=label, groups=tuple(groups), total=_group(TOTAL, spends), runs=tuple(spends), as_of=now,
+                       since=since)
+
+
+# -- renderers (formatting only) --------------------------------------------------------------------------------
+
+BASIS = ("actual USD = each attempt's hours (launch to end, or to now while running) x the recorded placement's "
+         "USD per hour, plus egress charged; expected USD = the plan's estimate recorded at submission; "
+         "GPU-hours = attempt hours x GPUs per node x nodes; USD per GPU-hour is all-in (compute + egress)")
+FIELDS = ("group", "runs", "active_runs", "hours", "gpu_hours", "compute_usd", "egress_usd", "actual_usd",
+          "expected_usd", "variance_usd", "variance_pct", "usd_per_run", "usd_per_gpu_hour", "price_sources")
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def group_record(g: SpendGroup) -> dict[str, object]:
+    """One group as a flat dict; money in USD (4 decimals), hours and GPU-hours, and where the prices came from."""
+    return {
+        "group": g.key, "runs": g.runs, "active_runs": g.active_runs, "hours": _r(g.hours),
+        "gpu_hours": _r(g.gpu_hours), "compute_usd": _r(g.compute_usd), "egress_usd": _r(g.egress_usd),
+        "actual_usd": _r(g.actual_usd), "expected_usd": _r(g.expected_usd), "variance_usd": _r(g.variance_usd),
+        "variance_pct": _r(g.variance_pct, 2), "usd_per_run": _r(g.usd_per_run),
+        "usd_per_gpu_hour": _r(g.usd_per_gpu_hour), "price_sources": list(g.price_sources),
+    }
+
+
+def spend_record(report: SpendReport, ledger: str) -> dict[str, object]:
+    """The whole report as a JSON-ready dict, with its basis, currency and provenance."""
+    return {
+        "by": report.by, "currency": report.currency, "as_of": report.as_of.isoformat(timespec="seconds"),
+        "since": report.since.isoformat(timespec="seconds") if report.since else None, "ledger": ledger,
+        "basis": BASIS, "groups": [group_record(g) for g in report.groups], "total": group_record(report.total),
+    }
+
+
+def spend_json(report: SpendReport, ledger: str) -> str:
+    """JSON document of the report."""
+    return json.dumps(spend_record(report, ledger), indent=2)
+
+
+def spend_csv(report: SpendReport) -> str:
+    """CSV: one line per group, then the total line; money in USD, price sources joined by '; '."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for g in (*report.groups, report.total):
+        rec = group_record(g)
+        rec["price_sources"] = "; ".join(g.price_sources)
+        writer.writerow({k: "" if v is None else v for k, v in rec.items()})
+    return buf.getvalue()
+
+
+def money(value: float | None) -> str:
+    """'$1,234.56', '-$12.00', or '-' when undefined."""
+    if value is None:
+        return "-"
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}%"
+
+
+HEAD = ("Runs", "Active", "GPU-hours", "Actual USD", "Expected USD", "Variance USD", "Variance", "USD/run",
+        "USD/GPU-hour")
+
+
+def group_cells(g: SpendGroup) -> list[str]:
+    """A group's cells as the table and Markdown show them."""
+    return [g.key, str(g.runs), str(g.active_runs), f"{g.gpu_hours:,.1f}", money(g.actual_usd),
+            money(g.expected_usd), money(g.variance_usd), _pct(g.variance_pct), money(g.usd_per_run),
+            money(g.usd_per_gpu_hour)]
+
+
+def notes(report: SpendReport, ledger: str) -> list[str]:
+    """Footnotes: basis, active runs, price provenance, and which ledger at what time."""
+    lines = [f"All money in {report.currency}. {BASIS[0].upper()}{BASIS[1:]}."]
+    if report.total.active_runs:
+        lines.append(f"{report.total.active_runs} run(s) still active: their actual is spend so far, "
+                     "their expected is the whole plan.")
+    if report.total.price_sources:
+        lines.append("Prices (provider, source, as of): " + "; ".join(report.total.price_sources) + ".")
+    since = f", runs created since {report.since.isoformat(timespec='seconds')}" if report.since else ""
+    lines.append(f"From the run ledger {ledger}, as of {report.as_of.isoformat(timespec='seconds')}{since}.")
+    return lines
+
+
+def spend_markdown(report: SpendReport, ledger: str) -> str:
+    """A GitHub-flavoured Markdown table with a bold total line and the footnotes."""
+    head = (report.by, *HEAD)
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * len(HEAD)]
+    for g in report.groups:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in group_cells(g)) + " |")
+    total = group_cells(report.total)
+    lines.append("| " + " | ".join(f"**{c}**" for c in ["Total", *total[1:]]) + " |")
+    return "\n".join([*lines, "", *notes(report, ledger)]) + "\n"
+
+
+def spend_table(report: SpendReport) -> Table:
+    """A rich Table of the groups with the total as its footer line."""
+    from rich.table import Table
+
+    table = Table(title=f"Spend by {report.by} (USD)", title_justify="left", header_style="bold",
+                  show_footer=True)
+    total = ["Total", *group_cells(report.total)[1:]]
+    for i, head in enumerate((report.by, *HEAD)):
+        table.add_column(head, footer=total[i], justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for g in report.groups:
+        table.add_row(*group_cells(g))
+    return table
