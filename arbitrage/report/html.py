@@ -16,7 +16,7 @@ from arbitrage.render import explain, usd
 from arbitrage.report import svg
 from arbitrage.report.plan import PlanReport
 from arbitrage.report.prices import ModelSection, PriceReport, Quote
-from arbitrage.report.summary import plan_summary, where
+from arbitrage.report.summary import PLAN_HEAD, placement_cells, plan_summary, where
 
 OD_COLOR, SPOT_COLOR = "#2563eb", "#ea580c"
 SERIES = {"on-demand": OD_COLOR, "spot": SPOT_COLOR}
@@ -224,20 +224,6 @@ def _stack(label: str, b: CostBreakdown) -> svg.StackedRow:
     )
 
 
-def _placement_row(label: str, b: CostBreakdown, deadline_hours: float | None) -> list[str]:
-    o = b.placement.offer
-    deadline = "-" if deadline_hours is None else (
-        f"ok +{deadline_hours - b.expected_hours:.1f}h" if b.expected_hours <= deadline_hours
-        else f"late {b.expected_hours - deadline_hours:.1f}h")
-    return [label, where(b), usd(b.hourly_usd), f"{b.expected_hours:,.1f}", usd(b.compute_usd),
-            usd(b.preemption_usd), usd(b.egress_in_usd), usd(b.egress_out_usd), usd(b.total_usd), deadline,
-            f"{o.source}, as of {o.as_of}"]
-
-
-PLAN_HEAD = ["#", "Placement", "$/h", "Hours", "Compute", "Preemption", "Egress in", "Egress out", "Total",
-             "Deadline", "Source (as of)"]
-
-
 def plan_html(report: PlanReport) -> str:
     """The plan report as one self-contained HTML page: ranking, breakdown chart, baselines, rejections."""
     plan, spec = report.plan, report.plan.spec
@@ -266,11 +252,11 @@ def plan_html(report: PlanReport) -> str:
         parts.append('<section id="breakdown"><h2>Cost breakdown</h2>')
         parts.append(_figure(chart, "Ranked placements, then the naive and cheapest-listed baselines.",
                              [(s.provider, s.source, s.as_of) for s in stacks], "breakdown"))
-        rows = [_placement_row(f"#{i}", b, plan.deadline_hours) for i, b in enumerate(shown, start=1)]
+        rows = [placement_cells(f"#{i}", b, plan.deadline_hours) for i, b in enumerate(shown, start=1)]
         if report.naive is not None:
-            rows.append(_placement_row("naive", report.naive, plan.deadline_hours))
+            rows.append(placement_cells("naive", report.naive, plan.deadline_hours))
         if report.cheapest_listed is not None:
-            rows.append(_placement_row("cheapest listed", report.cheapest_listed, plan.deadline_hours))
+            rows.append(placement_cells("cheapest listed", report.cheapest_listed, plan.deadline_hours))
         parts.append(_table(PLAN_HEAD, rows, numeric=(2, 3, 4, 5, 6, 7, 8), cls="placements"))
         if best is not None:
             parts.append("<h3>Why #1</h3><ul class=\"lines\">"

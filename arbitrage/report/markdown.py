@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from arbitrage.costmodel import CostBreakdown
 from arbitrage.planner import BUDGET_REASONS
 from arbitrage.render import explain, usd
 from arbitrage.report.breakeven import Breakeven
 from arbitrage.report.plan import PlanReport
 from arbitrage.report.prices import PriceReport, Quote
-from arbitrage.report.summary import assumption_rows, breakeven_lines, plan_summary, where
+from arbitrage.report.summary import PLAN_HEAD, assumption_rows, breakeven_lines, placement_cells, plan_summary
 
 
 def _cell(value: object) -> str:
@@ -96,20 +95,6 @@ def prices_markdown(report: PriceReport, generated_at: str, source_note: str) ->
     return "\n".join(out) + "\n"
 
 
-def _row(label: str, b: CostBreakdown, deadline_hours: float | None) -> list[str]:
-    o = b.placement.offer
-    deadline = "-" if deadline_hours is None else (
-        f"ok +{deadline_hours - b.expected_hours:.1f}h" if b.expected_hours <= deadline_hours
-        else f"late {b.expected_hours - deadline_hours:.1f}h")
-    return [label, where(b), usd(b.hourly_usd), f"{b.expected_hours:,.1f}", usd(b.compute_usd),
-            usd(b.preemption_usd), usd(b.egress_in_usd), usd(b.egress_out_usd), usd(b.total_usd), deadline,
-            f"{o.source}, as of {o.as_of}"]
-
-
-PLAN_HEAD = ["#", "Placement", "$/h", "Hours", "Compute", "Preemption", "Egress in", "Egress out", "Total",
-             "Deadline", "Source (as of)"]
-
-
 def plan_markdown(report: PlanReport) -> str:
     """The plan report: summary with savings, ranked breakdown with baselines, why #1, rejections, sources."""
     plan, spec = report.plan, report.plan.spec
@@ -119,12 +104,12 @@ def plan_markdown(report: PlanReport) -> str:
            f"· objective {plan.objective} · {len(plan.placements)} feasible of {plan.candidates} candidates. "
            "Money in USD; hours are expected wall time.", "", "## Summary", ""]
     out += [f"- {line}" for line in plan_summary(report)] + [""]
-    rows = [_row(f"#{i}" + (" (over budget)" if report.over_budget_only else ""), b, plan.deadline_hours)
+    rows = [placement_cells(f"#{i}" + (" (over budget)" if report.over_budget_only else ""), b, plan.deadline_hours)
             for i, b in enumerate(report.shown, start=1)]
     if report.naive is not None:
-        rows.append(_row("naive", report.naive, plan.deadline_hours))
+        rows.append(placement_cells("naive", report.naive, plan.deadline_hours))
     if report.cheapest_listed is not None:
-        rows.append(_row("cheapest listed", report.cheapest_listed, plan.deadline_hours))
+        rows.append(placement_cells("cheapest listed", report.cheapest_listed, plan.deadline_hours))
     if rows:
         out += ["## Cost breakdown", "", *table(PLAN_HEAD, rows)]
     if report.best is not None:

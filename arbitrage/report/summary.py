@@ -21,6 +21,21 @@ def _deadline_note(b: CostBreakdown, deadline_hours: float | None) -> str:
     return "; meets the deadline" if b.expected_hours <= deadline_hours else "; misses the deadline"
 
 
+def placement_cells(label: str, b: CostBreakdown, deadline_hours: float | None) -> list[str]:
+    """One placement as the plan table's cells: costs, deadline slack and price provenance."""
+    o = b.placement.offer
+    deadline = "-" if deadline_hours is None else (
+        f"ok +{deadline_hours - b.expected_hours:.1f}h" if b.expected_hours <= deadline_hours
+        else f"late {b.expected_hours - deadline_hours:.1f}h")
+    return [label, where(b), usd(b.hourly_usd), f"{b.expected_hours:,.1f}", usd(b.compute_usd),
+            usd(b.preemption_usd), usd(b.egress_in_usd), usd(b.egress_out_usd), usd(b.total_usd), deadline,
+            f"{o.source}, as of {o.as_of}"]
+
+
+PLAN_HEAD = ["#", "Placement", "$/h", "Hours", "Compute", "Preemption", "Egress in", "Egress out", "Total",
+             "Deadline", "Source (as of)"]
+
+
 def plan_summary(report: PlanReport) -> list[str]:
     """Chosen placement, naive choice, savings and the cheapest-listed baseline, one sentence each."""
     lines = []
