@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from arbitrage.costmodel import CostBreakdown, Placement, estimate
@@ -38,8 +39,9 @@ def naive(spec: JobSpec, offers: Iterable[Offer], facts: Facts) -> CostBreakdown
         home_provider = DEFAULT_HOME_PROVIDER
     home_region = spec.data.region if spec.data is not None and spec.data.provider == home_provider else None
     first = spec.accelerators[0].name
+    on_demand = replace(spec, spot="never")  # naive means on-demand, whatever spot policy the job allows
     options = [
-        p for p in candidates(spec, offers, Counter())
+        p for p in candidates(on_demand, offers, Counter())
         if not p.spot and p.offer.provider == home_provider and p.offer.provides(first)
     ]
     if not options:
@@ -47,7 +49,7 @@ def naive(spec: JobSpec, offers: Iterable[Offer], facts: Facts) -> CostBreakdown
     in_region = [p for p in options if p.offer.region == home_region]
     pool = in_region or options
     best = min(pool, key=lambda p: (p.hourly_usd, _stable(p.offer)))
-    return estimate(spec, Placement(best.offer, best.nodes, spot=False, preference=best.preference), facts)
+    return estimate(on_demand, Placement(best.offer, best.nodes, spot=False, preference=best.preference), facts)
 
 
 def cheapest_listed(spec: JobSpec, offers: Iterable[Offer], facts: Facts) -> CostBreakdown | None:

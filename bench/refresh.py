@@ -120,7 +120,8 @@ def run(runs: int = 3) -> str:
     import tempfile
 
     names = sorted(LATENCY)
-    concurrent, alone = [], {n: [] for n in names}
+    concurrent: list[float] = []
+    alone: dict[str, list[float]] = {n: [] for n in names}
     counts: dict[str, int] = {}
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +135,7 @@ def run(runs: int = 3) -> str:
     lines = [
         "## Live refresh: six providers, concurrently",
         "",
-        f"`python -m bench` → `bench/refresh.py`. Loopback servers (127.0.0.1) serve the test fixtures "
+        f"`python -m bench --only refresh` → `bench/refresh.py`. Loopback servers (127.0.0.1) serve the test fixtures "
         f"after an injected delay per request; AWS uses real boto3 clients behind botocore Stubbers with "
         f"the delay before every API call. Median of {runs} runs.",
         "",
