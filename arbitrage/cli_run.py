@@ -462,27 +462,37 @@ def logs(
 def down(
     run_id: Annotated[str, typer.Argument(help="A run id (or unique prefix).")],
     ray_address: Annotated[str | None, typer.Option("--ray-address", hidden=True)] = None,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", case_sensitive=False)] = OutFormat.table,
 ) -> None:
-    """Stop a run and tear down its cluster; the ledger marks it cancelled."""
+    """Stop a run and tear down its cluster; the ledger marks it cancelled (a finished run keeps its state)."""
     from arbitrage.ledger import EV_CANCELLED, EV_TORN_DOWN, RUN_CANCELLED
 
     ledger = _ledger()
     run = ledger.run(run_id)
     found = _open_attempt_handle(ledger, run.id)
-    if not run.terminal:
-        ledger.record(run.id, EV_CANCELLED, _now(), "cancelled by gpuarb down", state=RUN_CANCELLED)
-    if found is None:
-        typer.echo(f"run {run.id}: nothing was launched; marked {ledger.run(run.id).state}")
-        return
-    n, handle = found
-    backend = _backend(handle.backend, ray_address)
-    backend.cancel(handle)
-    backend.teardown(handle)
-    for attempt in ledger.attempts(run.id):
-        if attempt.ended_at is None:
-            ledger.end_attempt(run.id, attempt.n, "cancelled", _now(), "cancelled by gpuarb down", kind=EV_CANCELLED)
-    ledger.record(run.id, EV_TORN_DOWN, _now(), f"{handle.cluster_name} torn down by gpuarb down", attempt=n)
-    typer.echo(f"run {run.id}: {ledger.run(run.id).state}; {handle.cluster_name} torn down")
+    message = "cancelled by gpuarb down"
+    if found is not None:
+        n, handle = found
+        backend = _backend(handle.backend, ray_address)
+        backend.cancel(handle)
+        backend.teardown(handle)
+    open_attempts = [a for a in ledger.attempts(run.id) if a.ended_at is None]
+    for attempt in open_attempts:
+        ledger.end_attempt(run.id, attempt.n, "cancelled", _now(), message, kind=EV_CANCELLED,
+                           run_state=None if run.terminal else RUN_CANCELLED)
+    if not run.terminal and not open_attempts:
+        ledger.record(run.id, EV_CANCELLED, _now(), message, state=RUN_CANCELLED)
+    cluster = None
+    if found is not None:
+        cluster = handle.cluster_name
+        ledger.record(run.id, EV_TORN_DOWN, _now(), f"{cluster} torn down by gpuarb down", attempt=n)
+    state = ledger.run(run.id).state
+    if fmt is OutFormat.json:
+        typer.echo(json.dumps({"run_id": run.id, "state": state, "torn_down": cluster}))
+    elif cluster is None:
+        typer.echo(f"run {run.id}: nothing was launched; {state}")
+    else:
+        typer.echo(f"run {run.id}: {state}; {cluster} torn down")
 
 
 def _parse_tags(tags: list[str]) -> dict[str, str]:

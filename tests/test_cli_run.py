@@ -171,3 +171,25 @@ def test_failover_list_skips_repeats_and_placements_the_backend_cannot_launch():
     owned = cost(provider="onprem", instance_type="lab")
     local, _ = cli_run.launchable(ScriptedBackend(name="local"), [*placements, owned], 4)
     assert local == [owned]
+
+
+def test_down_stops_a_running_run_once_and_says_so_in_json(backend, data_dir):
+    from datetime import datetime, timezone
+
+    from test_runner import PLACEMENT_ROW
+
+    with L.Ledger.open(data_dir / "ledger.sqlite3") as ledger:
+        now = datetime.now(timezone.utc)
+        run_id = ledger.create_run(name="j", spec_path="/j.yaml", spec_text="", backend="skypilot", now=now,
+                                   placements=[PLACEMENT_ROW], tags={}, budget_total_usd=None,
+                                   budget_hourly_usd=None)
+        n = ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-{run_id}-a{k}", now)
+        ledger.attempt_launched(run_id, n, {"backend": "skypilot", "cluster_name": f"gpuarb-{run_id}-a1"}, now,
+                                "up")
+    result = invoke("down", run_id, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"run_id": run_id, "state": "cancelled", "torn_down": f"gpuarb-{run_id}-a1"}
+    assert backend.cancelled == backend.torn_down == [f"gpuarb-{run_id}-a1"]
+    with L.Ledger.open(data_dir / "ledger.sqlite3") as ledger:
+        kinds = [e.kind for e in ledger.events(run_id)]
+        assert kinds == ["planned", "launched", "cancelled", "torn-down"] and ledger.check() == []

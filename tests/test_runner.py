@@ -260,3 +260,9 @@ def test_a_launch_pending_past_the_timeout_fails_over(tmp_path, facts):
     first = ledger.attempts(run_id)[0]
     assert first.outcome == "no-capacity" and "pending timeout 25 min" in first.message
     assert backend.cancelled == [backend.launched[0].cluster_name]
+
+
+PLACEMENT_ROW = dict(provider="aws", region="us-east-1", zone=None, instance_type="p5.48xlarge", accelerator="H100",
+                     gpus_per_node=8, nodes=1, spot=False, usd_per_hour=98.32, expected_hours=10.0,
+                     expected_total_usd=983.2, compute_usd=983.2, preemption_usd=0.0, egress_in_usd=0.0,
+                     egress_out_usd=0.0, price_source="snapshot", price_as_of="2026-11-01", price_ref="test")
