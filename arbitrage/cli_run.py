@@ -242,6 +242,10 @@ def run(
         kind = "owned capacity" if c.placement.offer.provider == "onprem" else "a local rehearsal"
         _say(f"local backend: {kind} of {c.placement.offer.provider} {c.placement.offer.instance_type}, "
              f"accounted at ${c.hourly_usd:,.2f}/h ({c.placement.offer.source} price)")
+    if spec.deadline is not None and spec.spot == "auto" and all(c.placement.spot for c in chosen):
+        # The spot policy's way out when a preemption puts the deadline at risk: the best on-demand placement.
+        fallback, _ = launchable(runner_backend, [c for c in result.placements if not c.placement.spot], 1)
+        chosen += fallback
     rows = [placement_row(c) for c in chosen]
 
     if dry_run:

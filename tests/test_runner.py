@@ -266,3 +266,51 @@ PLACEMENT_ROW = dict(provider="aws", region="us-east-1", zone=None, instance_typ
                      gpus_per_node=8, nodes=1, spot=False, usd_per_hour=98.32, expected_hours=10.0,
                      expected_total_usd=983.2, compute_usd=983.2, preemption_usd=0.0, egress_in_usd=0.0,
                      egress_out_usd=0.0, price_source="snapshot", price_as_of="2026-11-01", price_ref="test")
+
+
+def _spot_then_on_demand(tmp_path, facts, backend, deadline_hours: float):
+    from arbitrage.jobspec import Deadline
+
+    spec = make_spec(spot="auto", deadline=Deadline(hours=deadline_hours), checkpoint=Checkpoint("s3://b/ck", 30.0))
+    costs = [estimate(spec, Placement(make_offer(instance_type="a"), 1, spot=True), facts),
+             estimate(spec, Placement(make_offer(instance_type="b"), 1, spot=False), facts)]
+    ledger = L.Ledger.open(tmp_path / "ledger.sqlite3")
+    run_id = ledger.create_run(name="t", spec_path="job.yaml", spec_text="", backend=backend.name, now=NOW,
+                               placements=[placement_row(c) for c in costs], tags={}, budget_total_usd=None,
+                               budget_hourly_usd=None)
+    clock = FakeClock()
+    runner = Runner(backend, ledger, clock=clock, sleep=clock.sleep,
+                    options=RunOptions(poll_seconds=600.0, checkpoint_root=tmp_path), say=lambda m: None)
+    return spec, ledger, run_id, runner, costs
+
+
+@pytest.mark.parametrize(("deadline_hours", "second"), [(9.0, "b"), (40.0, "a")])
+def test_a_preempted_spot_run_moves_to_on_demand_only_when_the_deadline_needs_it(tmp_path, facts, deadline_hours,
+                                                                                 second):
+    preempted = [RUNNING] * 6 + [JobStatus(JobState.PREEMPTED)]
+    backend = ScriptedBackend(scripts=[preempted, [RUNNING, DONE]])
+    spec, ledger, run_id, runner, costs = _spot_then_on_demand(tmp_path, facts, backend, deadline_hours)
+    assert costs[0].expected_hours < 9.0  # feasible on spot at the start, even with the tight deadline
+    assert runner.supervise(run_id, spec) == L.RUN_SUCCEEDED
+    assert [r.placement.offer.instance_type for r in backend.launched] == ["a", second]
+    notes = [e.message for e in ledger.events(run_id) if e.kind == "note"]
+    assert bool(notes) == (second == "b")
+
+
+def test_a_managed_spot_job_is_moved_to_on_demand_when_recovery_would_miss_the_deadline(tmp_path, facts):
+    recovering = [RUNNING] * 6 + [JobStatus(JobState.RECOVERING, restarts=1)]
+    backend = ScriptedBackend(scripts=[recovering, [RUNNING, DONE]])
+    spec, ledger, run_id, runner, _ = _spot_then_on_demand(tmp_path, facts, backend, 9.0)
+    assert runner.supervise(run_id, spec) == L.RUN_SUCCEEDED
+    assert [r.placement.offer.instance_type for r in backend.launched] == ["a", "b"]
+    assert backend.cancelled == [backend.launched[0].cluster_name]
+    assert ledger.attempts(run_id)[0].outcome == "switched"
+
+
+def test_the_on_demand_fallback_may_sit_beyond_the_failover_list(tmp_path, facts):
+    preempted = [RUNNING] * 6 + [JobStatus(JobState.PREEMPTED)]
+    backend = ScriptedBackend(scripts=[preempted, [RUNNING, DONE]])
+    spec, _ledger, run_id, runner, _ = _spot_then_on_demand(tmp_path, facts, backend, 9.0)
+    runner.options = RunOptions(poll_seconds=600.0, max_failovers=0, checkpoint_root=tmp_path)
+    assert runner.supervise(run_id, spec) == L.RUN_SUCCEEDED
+    assert [r.placement.offer.instance_type for r in backend.launched] == ["a", "b"]

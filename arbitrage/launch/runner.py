@@ -73,6 +73,7 @@ class RunOptions:
     poll_seconds: float = 10.0
     idle_minutes_to_autostop: int = 30
     pending_timeout_minutes: float = 30.0  # still not running after this long: no capacity, fail over
+    changeover_hours: float = 0.25  # launch + setup + restore before a new instance makes progress (spot policy)
     checkpoint_root: Path | None = None  # local checkpoint directories (local backend) live under it
 
 
@@ -202,14 +203,49 @@ class Runner:
                     self._record(run_id, EV_FAILED_OVER, f"trying #{position + 1}: {rows[ranks[position]].label}")
                 continue
             launched_before = True
-            if outcome == "preempted":
+            if outcome in ("preempted", "switch"):
                 restarts += 1
                 if restarts > self.options.max_restarts:
                     message = f"gave up after {self.options.max_restarts} restarts (max_restarts)"
                     self._record(run_id, EV_FAILED, message, state=RUN_FAILED)
                     return RUN_FAILED
+                if outcome == "switch" or (row.spot and self._spot_decision(run_id, spec, row) == "on_demand"):
+                    on_demand = next((r.rank for r in rows if not r.spot), None)
+                    if on_demand is not None and on_demand not in ranks:
+                        ranks.append(on_demand)  # the spot fallback recorded beyond the failover list
+                    fallback = None if on_demand is None else ranks.index(on_demand)
+                    if fallback is not None and fallback != position:
+                        position = fallback
+                        self._record(run_id, EV_NOTE, f"deadline at risk: resuming on-demand on #{fallback + 1}: "
+                                                      f"{rows[ranks[fallback]].label}")
                 continue
             return outcome
+
+    def _spot_decision(self, run_id: str, spec: JobSpec, row: PlacementRow) -> str:
+        """Ask the deadline-aware spot policy whether a preempted spot run may stay on spot.
+
+        Work left is estimated from the ledger: the placement's expected hours minus the hours attempts ran,
+        plus one checkpoint interval lost per preemption (conservative). No deadline: spot is always fine.
+        """
+        from arbitrage.spotpolicy import SpotState, decide
+
+        if spec.deadline is None:
+            return "spot"
+        run = self.ledger.run(run_id)
+        now = self.clock()
+        total_hours = spec.deadline.hours_left(run.created_at)
+        interval = (spec.checkpoint.interval_minutes if spec.checkpoint else 60.0) / 60
+        attempts = [a for a in self.ledger.attempts(run_id) if a.running_at is not None]
+        ran = sum(((a.ended_at or now) - a.running_at).total_seconds() / 3600 for a in attempts  # type: ignore[operator]
+                  if a.running_at is not None)
+        lost = interval * sum((a.outcome == "preempted") + a.restarts for a in attempts)
+        state = SpotState(
+            remaining_work_hours=max(0.0, row.expected_hours - ran + lost),
+            hours_to_deadline=total_hours - (now - run.created_at).total_seconds() / 3600,
+            total_work_hours=row.expected_hours, total_hours=total_hours,
+            changeover_hours=self.options.changeover_hours, spot_available=True, mode="wait",
+            checkpoint_interval_hours=interval, decision_interval_hours=self.options.poll_seconds / 3600)
+        return decide(state)
 
     def _attempt(self, run_id: str, spec: JobSpec, row: PlacementRow, *, resume: bool) -> str:
         """One launch and watch; returns 'capacity', 'preempted' or the run's final state."""
@@ -291,6 +327,15 @@ class Runner:
                 seen_restarts = status.restarts
                 self.ledger.set_restarts(run_id, n, seen_restarts)
                 recovering = True
+                has_on_demand = any(not r.spot for r in self.ledger.placements(run_id))
+                if row.spot and has_on_demand and self._spot_decision(run_id, spec, row) == "on_demand":
+                    message = "deadline at risk after a preemption: leaving spot for on-demand"
+                    self.say(message)
+                    self._stop(handle)
+                    self._end(run_id, n, "switched", message, kind=EV_NOTE, state=RUN_RECOVERING,
+                              restarts=seen_restarts)
+                    self._teardown(run_id, handle, n)
+                    return "switch"
                 if seen_restarts > self.options.max_restarts:
                     message = f"gave up after {self.options.max_restarts} restarts (max_restarts)"
                     self._stop(handle)
