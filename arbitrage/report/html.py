@@ -16,7 +16,18 @@ from arbitrage.render import explain, usd
 from arbitrage.report import svg
 from arbitrage.report.plan import PlanReport
 from arbitrage.report.prices import ModelSection, PriceReport, Quote
-from arbitrage.report.summary import PLAN_HEAD, placement_cells, plan_summary, where
+from arbitrage.report.summary import (
+    PLAN_HEAD,
+    effective_cell,
+    instance_cell,
+    pct_cell,
+    placement_cells,
+    plan_summary,
+    priced_cell,
+    ratio_cell,
+    sources_cell,
+    where,
+)
 
 OD_COLOR, SPOT_COLOR = "#2563eb", "#ea580c"
 SERIES = {"on-demand": OD_COLOR, "spot": SPOT_COLOR}
@@ -84,31 +95,16 @@ def _figure(chart: str, caption: str, items: Iterable[tuple[str, str, str]], kin
             f"<figcaption>{_e(caption)} Source and as-of per provider: {_e(prov or 'none')}.</figcaption></figure>")
 
 
-def _prov(q: Quote | None) -> str:
-    return "-" if q is None else f"{q.offer.source}, as of {q.offer.as_of}"
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
 
 
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
 
 
-def _eff(q: Quote | None) -> str:
-    return "-" if q is None or q.effective_usd_per_ref_gpu_hour is None else usd(q.effective_usd_per_ref_gpu_hour)
 
 
-def _priced(q: Quote | None) -> str:
-    return "-" if q is None else f"{usd(q.usd_per_gpu_hour)} ({q.offer.provider})"
 
 
-def _instance(q: Quote | None) -> str:
-    if q is None:
-        return "-"
-    o = q.offer
-    return f"{usd(q.usd_per_hour)} ({o.instance_type}, {o.gpus_per_node} GPUs, {o.location})"
 
 
 def _bar(q: Quote, unit: str, group: str) -> svg.Bar:
@@ -155,8 +151,8 @@ def prices_html(report: PriceReport, generated_at: str, source_note: str) -> str
         groups.append(svg.Group(m.gpu_model, rel, bars))
         items += [(b.provider, b.source, b.as_of) for b in bars]
         od, sp = m.best_on_demand, m.best_spot
-        rows.append([m.gpu_model, rel, _priced(od), _eff(od), _priced(sp), _eff(sp),
-                     "; ".join(dict.fromkeys(f"{q.offer.provider}: {_prov(q)}" for q in (od, sp) if q is not None))])
+        rows.append([m.gpu_model, rel, priced_cell(od), effective_cell(od), priced_cell(sp), effective_cell(sp),
+                     sources_cell((od, sp))])
     chart = svg.grouped_bar_chart(groups, SERIES, chart_id="chart-summary",
                                   title=f"Cheapest effective price per GPU model ({unit}), on-demand vs spot",
                                   axis=axis, fmt=usd)
@@ -186,17 +182,17 @@ def prices_html(report: PriceReport, generated_at: str, source_note: str) -> str
             ["Provider", "Tier", "On-demand $/GPU-h", "On-demand $/h per instance", "Spot $/GPU-h",
              "Spot $/h per instance", "Spot discount", f"Effective on-demand {unit}", f"Effective spot {unit}",
              "Source (as of)"],
-            [[r.provider, r.tier, usd(r.on_demand.usd_per_gpu_hour) if r.on_demand else "-", _instance(r.on_demand),
-              usd(r.spot.usd_per_gpu_hour) if r.spot else "-", _instance(r.spot), _pct(r.spot_discount),
-              _eff(r.on_demand), _eff(r.spot), "; ".join(dict.fromkeys(_prov(q) for q in r.quotes))]
+            [[r.provider, r.tier, usd(r.on_demand.usd_per_gpu_hour) if r.on_demand else "-", instance_cell(r.on_demand),
+              usd(r.spot.usd_per_gpu_hour) if r.spot else "-", instance_cell(r.spot), pct_cell(r.spot_discount),
+              effective_cell(r.on_demand), effective_cell(r.spot), sources_cell(r.quotes, named=False)]
              for r in m.providers], numeric=(2, 4, 6, 7, 8), cls="offers"))
         parts.append("<h3>Spread between tiers</h3>")
         parts.append(_table(
             ["Tier", "Cheapest on-demand $/GPU-h", "x cheapest tier", "Cheapest spot $/GPU-h", "x cheapest tier",
              "Source (as of)"],
-            [[t.tier, _priced(t.on_demand), _ratio(t.on_demand_ratio), _priced(t.spot),
-              _ratio(t.spot_ratio),
-              "; ".join(dict.fromkeys(f"{q.offer.provider}: {_prov(q)}" for q in (t.on_demand, t.spot) if q))]
+            [[t.tier, priced_cell(t.on_demand), ratio_cell(t.on_demand_ratio), priced_cell(t.spot),
+              ratio_cell(t.spot_ratio),
+              sources_cell((t.on_demand, t.spot))]
              for t in m.tiers], numeric=(1, 2, 3, 4), cls="tiers"))
         parts.append(f'<p class="note">Throughput source: {_e(m.throughput_source)}</p></section>')
 

@@ -9,7 +9,19 @@ from arbitrage.render import explain, usd
 from arbitrage.report.breakeven import Breakeven
 from arbitrage.report.plan import PlanReport
 from arbitrage.report.prices import PriceReport, Quote
-from arbitrage.report.summary import PLAN_HEAD, assumption_rows, breakeven_lines, placement_cells, plan_summary
+from arbitrage.report.summary import (
+    PLAN_HEAD,
+    assumption_rows,
+    breakeven_lines,
+    effective_cell,
+    instance_cell,
+    pct_cell,
+    placement_cells,
+    plan_summary,
+    priced_cell,
+    ratio_cell,
+    sources_cell,
+)
 
 
 def _cell(value: object) -> str:
@@ -23,35 +35,20 @@ def table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     return [*lines, ""]
 
 
-def _prov(q: Quote | None) -> str:
-    return "-" if q is None else f"{q.offer.source}, as of {q.offer.as_of}"
 
 
-def _eff(q: Quote | None) -> str:
-    return "-" if q is None or q.effective_usd_per_ref_gpu_hour is None else usd(q.effective_usd_per_ref_gpu_hour)
 
 
 def _gpu_hour(q: Quote | None) -> str:
     return "-" if q is None else usd(q.usd_per_gpu_hour)
 
 
-def _priced(q: Quote | None) -> str:
-    return "-" if q is None else f"{usd(q.usd_per_gpu_hour)} ({q.offer.provider})"
 
 
-def _instance(q: Quote | None) -> str:
-    if q is None:
-        return "-"
-    o = q.offer
-    return f"{usd(q.usd_per_hour)} ({o.instance_type}, {o.gpus_per_node} GPUs, {o.location})"
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.0%}"
 
 
-def _ratio(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}x"
 
 
 def prices_markdown(report: PriceReport, generated_at: str, source_note: str) -> str:
@@ -69,9 +66,9 @@ def prices_markdown(report: PriceReport, generated_at: str, source_note: str) ->
     out += table(["GPU", "Rel. throughput", "Cheapest on-demand $/GPU-h", f"Effective {unit}",
                   "Cheapest spot $/GPU-h", f"Effective {unit}", "Source (as of)"],
                  [[m.gpu_model, "-" if m.relative_throughput is None else f"{m.relative_throughput:.2f}x",
-                   _priced(m.best_on_demand), _eff(m.best_on_demand), _priced(m.best_spot), _eff(m.best_spot),
-                   "; ".join(dict.fromkeys(f"{q.offer.provider}: {_prov(q)}"
-                                           for q in (m.best_on_demand, m.best_spot) if q is not None))]
+                   priced_cell(m.best_on_demand), effective_cell(m.best_on_demand), priced_cell(m.best_spot),
+                   effective_cell(m.best_spot),
+                   sources_cell((m.best_on_demand, m.best_spot))]
                   for m in report.models])
     for m in report.models:
         rel = "-" if m.relative_throughput is None else f"{m.relative_throughput:.2f}x"
@@ -79,14 +76,16 @@ def prices_markdown(report: PriceReport, generated_at: str, source_note: str) ->
         out += table(["Provider", "Tier", "On-demand $/GPU-h", "On-demand $/h per instance", "Spot $/GPU-h",
                       "Spot $/h per instance", "Spot discount", f"Effective on-demand {unit}",
                       f"Effective spot {unit}", "Source (as of)"],
-                     [[r.provider, r.tier, _gpu_hour(r.on_demand), _instance(r.on_demand), _gpu_hour(r.spot),
-                       _instance(r.spot), _pct(r.spot_discount), _eff(r.on_demand), _eff(r.spot),
-                       "; ".join(dict.fromkeys(_prov(q) for q in r.quotes))] for r in m.providers])
+                     [[r.provider, r.tier, _gpu_hour(r.on_demand), instance_cell(r.on_demand), _gpu_hour(r.spot),
+                       instance_cell(r.spot), pct_cell(r.spot_discount), effective_cell(r.on_demand),
+                       effective_cell(r.spot),
+                       sources_cell(r.quotes, named=False)] for r in m.providers])
         out += [f"Spread between tiers ({m.gpu_model}):", ""]
         out += table(["Tier", "Cheapest on-demand $/GPU-h", "x cheapest tier", "Cheapest spot $/GPU-h",
                       "x cheapest tier", "Source (as of)"],
-                     [[t.tier, _priced(t.on_demand), _ratio(t.on_demand_ratio), _priced(t.spot), _ratio(t.spot_ratio),
-                       "; ".join(dict.fromkeys(f"{q.offer.provider}: {_prov(q)}" for q in (t.on_demand, t.spot) if q))]
+                     [[t.tier, priced_cell(t.on_demand), ratio_cell(t.on_demand_ratio), priced_cell(t.spot),
+                     ratio_cell(t.spot_ratio),
+                       sources_cell((t.on_demand, t.spot))]
                       for t in m.tiers])
         out += [f"Throughput source: {m.throughput_source}", ""]
     out += ["## Sources", ""]

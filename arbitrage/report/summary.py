@@ -2,11 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from arbitrage.costmodel import CostBreakdown
 from arbitrage.render import usd
 from arbitrage.report.breakeven import Breakeven
 from arbitrage.report.plan import PlanReport
+from arbitrage.report.prices import Quote
 from arbitrage.report.tables import NOT_MODELLED
+
+# Cells every report format shows for a quote; "-" where there is no figure.
+
+def quote_provenance(q: Quote | None) -> str:
+    """Where a quoted price came from: source and as-of."""
+    return "-" if q is None else f"{q.offer.source}, as of {q.offer.as_of}"
+
+
+def sources_cell(quotes: Iterable[Quote | None], *, named: bool = True) -> str:
+    """Distinct provenance of several quotes, each with its provider when ``named``."""
+    seen = (f"{q.offer.provider}: {quote_provenance(q)}" if named else quote_provenance(q) for q in quotes if q)
+    return "; ".join(dict.fromkeys(seen))
+
+
+def pct_cell(value: float | None) -> str:
+    """A share as a whole percentage."""
+    return "-" if value is None else f"{value:.0%}"
+
+
+def ratio_cell(value: float | None) -> str:
+    """A price ratio such as 1.85x."""
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def effective_cell(q: Quote | None) -> str:
+    """USD per reference-GPU-hour of work."""
+    return "-" if q is None or q.effective_usd_per_ref_gpu_hour is None else usd(q.effective_usd_per_ref_gpu_hour)
+
+
+def priced_cell(q: Quote | None) -> str:
+    """USD per GPU-hour with the provider."""
+    return "-" if q is None else f"{usd(q.usd_per_gpu_hour)} ({q.offer.provider})"
+
+
+def instance_cell(q: Quote | None) -> str:
+    """USD per instance-hour with the instance, its GPUs and location."""
+    if q is None:
+        return "-"
+    o = q.offer
+    return f"{usd(q.usd_per_hour)} ({o.instance_type}, {o.gpus_per_node} GPUs, {o.location})"
 
 
 def where(b: CostBreakdown) -> str:

@@ -7,11 +7,7 @@ from typing import Any
 from arbitrage.render import explain, plan_rows, plan_table, rejection_lines, usd
 from arbitrage.report.plan import PlanReport
 from arbitrage.report.prices import PriceReport, Quote
-from arbitrage.report.summary import plan_summary
-
-
-def _eff(q: Quote | None) -> str:
-    return "-" if q is None or q.effective_usd_per_ref_gpu_hour is None else usd(q.effective_usd_per_ref_gpu_hour)
+from arbitrage.report.summary import effective_cell, plan_summary
 
 
 def _tier_cell(q: Quote | None, ratio: float | None) -> str:
@@ -39,8 +35,8 @@ def prices_renderables(report: PriceReport, generated_at: str, source_note: str)
     for m in report.models:
         od, sp = m.best_on_demand, m.best_spot
         summary.add_row(m.gpu_model, "-" if m.relative_throughput is None else f"{m.relative_throughput:.2f}x",
-                        "-" if od is None else f"{usd(od.usd_per_gpu_hour)} {od.offer.provider}", _eff(od),
-                        "-" if sp is None else f"{usd(sp.usd_per_gpu_hour)} {sp.offer.provider}", _eff(sp),
+                        "-" if od is None else f"{usd(od.usd_per_gpu_hour)} {od.offer.provider}", effective_cell(od),
+                        "-" if sp is None else f"{usd(sp.usd_per_gpu_hour)} {sp.offer.provider}", effective_cell(sp),
                         "; ".join(dict.fromkeys(f"{q.offer.provider} {_prov(q)}" for q in (od, sp) if q is not None)))
     out.append(summary)
     for m in report.models:
@@ -55,7 +51,8 @@ def prices_renderables(report: PriceReport, generated_at: str, source_note: str)
                 return "-" if q is None else f"{usd(q.usd_per_hour)} {q.offer.instance_type}"
             table.add_row(r.provider, r.tier, "-" if r.on_demand is None else usd(r.on_demand.usd_per_gpu_hour),
                           inst(r.on_demand), "-" if r.spot is None else usd(r.spot.usd_per_gpu_hour), inst(r.spot),
-                          "-" if r.spot_discount is None else f"{r.spot_discount:.0%}", _eff(r.on_demand), _eff(r.spot),
+                          "-" if r.spot_discount is None else f"{r.spot_discount:.0%}", effective_cell(r.on_demand),
+                          effective_cell(r.spot),
                           "; ".join(dict.fromkeys(_prov(q) for q in r.quotes)))
         out.append(table)
         spread = []
