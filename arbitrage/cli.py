@@ -21,6 +21,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
 import typer
 
 from arbitrage import __version__
+from arbitrage.cli_options import SOURCE_HELP, ObjectiveChoice, SourceChoice
 from arbitrage.errors import EXIT_NOTHING_FEASIBLE, EXIT_OVER_BUDGET, GpuarbError, SpecError
 
 if TYPE_CHECKING:
@@ -54,15 +55,7 @@ class PlanFormat(str, Enum):
     json = "json"
 
 
-class SourceChoice(str, Enum):
-    auto = "auto"
-    live = "live"
-    cache = "cache"
-    snapshot = "snapshot"
-
-
-_SOURCE_HELP = ("Where prices come from: auto (fresh cache, else live, else snapshot, per provider), live, cache, "
-                "snapshot. Default: $GPUARB_SOURCE or auto.")
+_SOURCE_HELP = SOURCE_HELP
 
 
 def _default_source() -> SourceChoice:
@@ -71,11 +64,6 @@ def _default_source() -> SourceChoice:
         return SourceChoice(value)
     except ValueError:
         raise SpecError(f"GPUARB_SOURCE: unknown source {value!r} (auto, live, cache, snapshot)") from None
-
-
-class ObjectiveChoice(str, Enum):
-    cost = "cost"
-    time = "time"
 
 
 def _fail(message: str, code: int) -> None:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from arbitrage.cli_options import SOURCE_HELP, ObjectiveChoice, SourceChoice
+
 if TYPE_CHECKING:
     from arbitrage.facts import Facts
     from arbitrage.offers import Offer
@@ -45,21 +47,9 @@ class BreakevenFormat(str, Enum):
     json = "json"
 
 
-class Source(str, Enum):  # the same choices as `gpuarb prices --source` (arbitrage.cli.SourceChoice)
-    auto = "auto"
-    live = "live"
-    cache = "cache"
-    snapshot = "snapshot"
-
-
 class WorkloadChoice(str, Enum):
     training = "training"
     inference = "inference"
-
-
-class Objective(str, Enum):
-    cost = "cost"
-    time = "time"
 
 
 class RentOption(str, Enum):
@@ -69,8 +59,6 @@ class RentOption(str, Enum):
 
 REPORT_FORMATS = ("table", "markdown", "csv", "json", "html")
 BREAKEVEN_FORMATS = ("text", "markdown", "json")
-_SOURCE_HELP = ("Where prices come from: auto (fresh cache, else live, else snapshot, per provider), live, cache, "
-                "snapshot. Default: $GPUARB_SOURCE or auto.")
 _OUT_HELP = "Write the report to this file; the format follows the extension ({}). Default: stdout."
 
 
@@ -86,17 +74,11 @@ def _guarded(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _source(source: Source | None) -> Any:
-    from arbitrage.cli import SourceChoice
-
-    return None if source is None else SourceChoice(source.value)
-
-
-def _offers_with_progress(facts: Facts, source: Source | None, providers: tuple[str, ...], deny: tuple[str, ...],
+def _offers_with_progress(facts: Facts, source: SourceChoice | None, providers: tuple[str, ...], deny: tuple[str, ...],
                           step: Callable[..., None]) -> list[Offer]:
     from arbitrage.cli import _offers
 
-    offers = _offers(facts, _source(source), providers, deny)
+    offers = _offers(facts, source, providers, deny)
     step(description="Building the report")
     return offers
 
@@ -146,7 +128,7 @@ def _now(now: str | None) -> datetime:
 
 
 _OUT = Annotated[str | None, typer.Option("--out", "-o", help=_OUT_HELP.format(".html, .md, .csv, .json, .txt"))]
-_SRC = Annotated[Source | None, typer.Option("--source", "-s", case_sensitive=False, help=_SOURCE_HELP)]
+_SRC = Annotated[SourceChoice | None, typer.Option("--source", "-s", case_sensitive=False, help=SOURCE_HELP)]
 _NOW = Annotated[str | None, typer.Option("--now", help="Report as of this ISO-8601 time (default: now).", hidden=True)]
 
 
@@ -223,9 +205,9 @@ def _render_prices(report: Any, fmt: str, stamp: str, note: str) -> tuple[str | 
 def report_plan(
     job: Annotated[str, typer.Argument(help="Job spec YAML (a SkyPilot task with an `arbitrage:` block).")],
     top: Annotated[int, typer.Option("--top", "-t", min=0, help="Placements to show (0 = all).")] = 5,
-    objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False,
+    objective: Annotated[ObjectiveChoice, typer.Option("--objective", case_sensitive=False,
                                                  help="cost: cheapest expected total; time: earliest finish "
-                                                      "within budget.")] = Objective.cost,
+                                                      "within budget.")] = ObjectiveChoice.cost,
     out: _OUT = None,
     fmt: Annotated[ReportFormat | None, typer.Option("--format", "-f", case_sensitive=False,
                                                      help="Format on stdout; must match --out's extension if both "
@@ -346,7 +328,7 @@ def breakeven(
     else:
         patterns = _check_providers(provider)
         with progress("Fetching prices"):
-            offers = _offers(facts, _source(source), patterns)
+            offers = _offers(facts, source, patterns)
         offers = [o for o in offers if not patterns or any(fnmatch.fnmatchcase(o.provider, p.lower())
                                                             for p in patterns)]
         found = cheapest_rental(offers, name, spot)

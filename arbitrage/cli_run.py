@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from arbitrage.cli_options import SOURCE_HELP, ObjectiveChoice, SourceChoice
 from arbitrage.errors import (
     EXIT_INTERRUPTED,
     EXIT_JOB_FAILED,
@@ -200,29 +201,25 @@ def run(
                                                    help="Minutes a launch may stay pending (no capacity) "
                                                         "before failing over.")] = 30.0,
     poll_seconds: Annotated[float, typer.Option("--poll-seconds", min=0.05, hidden=True)] = 10.0,
-    objective: Annotated[str, typer.Option("--objective", "-o", help="cost or time (as in `plan`).")] = "cost",
-    source: Annotated[str | None, typer.Option("--source", "-s", help="auto, live, cache or snapshot.")] = None,
+    objective: Annotated[ObjectiveChoice, typer.Option("--objective", "-o", case_sensitive=False,
+                                                       help="cost or time (as in `plan`).")] = ObjectiveChoice.cost,
+    source: Annotated[SourceChoice | None, typer.Option("--source", "-s", case_sensitive=False,
+                                                        help=SOURCE_HELP)] = None,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", case_sensitive=False)] = OutFormat.table,
 ) -> None:
     """Plan a job and run it on the cheapest feasible placement, with failover, budget breaker and teardown."""
-    from arbitrage.cli import SourceChoice, _facts, _offers
+    from arbitrage.cli import _facts, _offers
     from arbitrage.jobspec import read_jobspec
     from arbitrage.launch.runner import placement_row
     from arbitrage.planner import plan as make_plan
 
-    if objective not in ("cost", "time"):
-        raise SpecError(f"--objective: {objective!r} is not cost or time")
-    try:
-        chosen_source = SourceChoice(source.lower()) if source else None
-    except ValueError:
-        raise SpecError(f"--source: unknown source {source!r} (auto, live, cache, snapshot)") from None
     facts = _facts()
     path = str(Path(job).resolve())
     spec = read_jobspec(job, facts)
     spec_text = Path(job).read_text(encoding="utf-8")
     moment = _now()
-    offers = _offers(facts, chosen_source, spec.providers_allow or (), spec.providers_deny)
-    result = make_plan(spec, offers, facts, moment, objective)  # type: ignore[arg-type]
+    offers = _offers(facts, source, spec.providers_allow or (), spec.providers_deny)
+    result = make_plan(spec, offers, facts, moment, objective.value)
     if result.best is None:
         if result.over_budget:
             _say(f"best plan is over budget: ${result.over_budget[0].total_usd:,.2f} expected; nothing launched")
@@ -283,20 +280,8 @@ def _dry_run(backend: Backend, spec: Any, chosen: list[Any], fmt: OutFormat) -> 
     best = chosen[0]
     run_id = "dry-run"
     ckpt = checkpoint_plan(spec, run_id, local=backend.name == "local", root=_data_dir() / "checkpoints")
-    from arbitrage.launch.backend import (
-        ENV_ATTEMPT,
-        ENV_CHECKPOINT_DIR,
-        ENV_CHECKPOINT_INTERVAL,
-        ENV_RESUME,
-        ENV_RUN_ID,
-    )
-
-    envs = {ENV_RUN_ID: run_id, ENV_ATTEMPT: "1", ENV_RESUME: "0"}
-    if ckpt is not None:
-        envs[ENV_CHECKPOINT_DIR] = ckpt.mount_path
-        envs[ENV_CHECKPOINT_INTERVAL] = str(int(ckpt.interval_minutes * 60))
     req = LaunchRequest(run_id=run_id, attempt=1, cluster_name=cluster_name(run_id, 1), spec=spec,
-                        placement=best.placement, checkpoint=ckpt, envs=envs)
+                        placement=best.placement, checkpoint=ckpt)
     task = backend.render(req)
     o = best.placement.offer
     label = (f"#1 {o.provider} {o.zone or o.region} {best.placement.nodes}x {o.instance_type} "

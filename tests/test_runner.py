@@ -24,6 +24,7 @@ from arbitrage.launch.backend import (
     JobStatus,
     LaunchError,
     LaunchRequest,
+    gpuarb_envs,
 )
 from arbitrage.launch.runner import Runner, RunOptions, checkpoint_plan, placement_row
 
@@ -129,9 +130,10 @@ def test_launch_request_pins_placement_and_checkpoint_env(tmp_path, facts):
     req = backend.launched[0]
     assert req.placement.offer.instance_type == "a" and not req.placement.spot
     assert req.cluster_name == f"gpuarb-{run_id}-a1"
-    assert req.envs["GPUARB_CHECKPOINT_DIR"] == "/gpuarb/checkpoints"
-    assert req.envs["GPUARB_CHECKPOINT_INTERVAL_SECONDS"] == "600"
-    assert req.envs["GPUARB_RESUME"] == "0" and req.envs["GPUARB_RUN_ID"] == run_id
+    envs = gpuarb_envs(req)
+    assert envs["GPUARB_CHECKPOINT_DIR"] == "/gpuarb/checkpoints"
+    assert envs["GPUARB_CHECKPOINT_INTERVAL_SECONDS"] == "600"
+    assert envs["GPUARB_RESUME"] == "0" and envs["GPUARB_RUN_ID"] == run_id
 
 
 def test_capacity_errors_fail_over_in_rank_order(tmp_path, facts):
@@ -166,7 +168,7 @@ def test_preemption_relaunches_with_resume_on_same_placement(tmp_path, facts):
     assert runner.supervise(run_id, spec) == L.RUN_SUCCEEDED
     first, second = backend.launched
     assert first.placement.offer.instance_type == second.placement.offer.instance_type == "a"
-    assert second.resume and second.envs["GPUARB_RESUME"] == "1" and second.attempt == 2
+    assert second.resume and gpuarb_envs(second)["GPUARB_RESUME"] == "1" and second.attempt == 2
     assert _kinds(ledger, run_id) == ["planned", "launched", "preempted", "torn-down", "launched", "resumed",
                                       "finished", "torn-down"]
 

@@ -69,9 +69,18 @@ class LaunchRequest:
     spec: JobSpec
     placement: Placement
     checkpoint: CheckpointPlan | None
-    envs: Mapping[str, str] = field(default_factory=dict)  # GPUARB_* variables, merged over the spec's envs
+    envs: Mapping[str, str] = field(default_factory=dict)  # extra variables, merged last (over GPUARB_*)
     resume: bool = False  # an earlier attempt ran: the job should resume from its last checkpoint
     idle_minutes_to_autostop: int = 30  # second line of defence for on-demand clusters
+
+
+def gpuarb_envs(req: LaunchRequest) -> dict[str, str]:
+    """The GPUARB_* variables every backend gives a job, all derived from the request."""
+    envs = {ENV_RUN_ID: req.run_id, ENV_ATTEMPT: str(req.attempt), ENV_RESUME: "1" if req.resume else "0"}
+    if req.checkpoint is not None:
+        envs[ENV_CHECKPOINT_DIR] = req.checkpoint.mount_path
+        envs[ENV_CHECKPOINT_INTERVAL] = str(int(req.checkpoint.interval_minutes * 60))
+    return envs
 
 
 @dataclass(frozen=True)

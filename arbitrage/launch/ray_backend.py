@@ -47,11 +47,7 @@ from typing import Any
 
 from arbitrage.launch.backend import (
     CLUSTER_PREFIX,
-    ENV_ATTEMPT,
     ENV_CHECKPOINT_DIR,
-    ENV_CHECKPOINT_INTERVAL,
-    ENV_RESUME,
-    ENV_RUN_ID,
     BackendUnavailable,
     ClusterInfo,
     Handle,
@@ -59,6 +55,7 @@ from arbitrage.launch.backend import (
     JobStatus,
     LaunchError,
     LaunchRequest,
+    gpuarb_envs,
 )
 
 # Every process of a head gpuarb started carries this variable (value: the head's temp dir), so teardown can find
@@ -164,15 +161,11 @@ def job_env(req: LaunchRequest) -> dict[str, str]:
                 raise LaunchError(f"{req.spec.path}: {key}.{name}: no value (set it in the spec)")
             if value is not None:
                 env[str(name)] = str(value)
-    env[ENV_RUN_ID] = req.run_id
-    env[ENV_ATTEMPT] = str(req.attempt)
-    env[ENV_RESUME] = "1" if req.resume else "0"
-    if req.checkpoint is not None:
+    env.update(gpuarb_envs(req))
+    if req.checkpoint is not None:  # a relative local directory is relative to the spec file
         mount = Path(req.checkpoint.mount_path).expanduser()
         if not mount.is_absolute():
-            mount = spec_dir(req.spec.path) / mount
-        env[ENV_CHECKPOINT_DIR] = str(mount)
-        env[ENV_CHECKPOINT_INTERVAL] = str(int(req.checkpoint.interval_minutes * 60))
+            env[ENV_CHECKPOINT_DIR] = str(spec_dir(req.spec.path) / mount)
     env.update({str(k): str(v) for k, v in req.envs.items()})
     return env
 

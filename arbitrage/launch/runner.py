@@ -14,15 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from arbitrage.costmodel import Placement
+from arbitrage.costmodel import CostBreakdown, Placement
 from arbitrage.launch.backend import (
     CLUSTER_CHECKPOINT_PATH,
     CLUSTER_PREFIX,
-    ENV_ATTEMPT,
-    ENV_CHECKPOINT_DIR,
-    ENV_CHECKPOINT_INTERVAL,
-    ENV_RESUME,
-    ENV_RUN_ID,
     Backend,
     CapacityError,
     CheckpointPlan,
@@ -77,11 +72,8 @@ class RunOptions:
     checkpoint_root: Path | None = None  # local checkpoint directories (local backend) live under it
 
 
-def placement_row(cost: object) -> dict[str, object]:
+def placement_row(cost: CostBreakdown) -> dict[str, object]:
     """A planner CostBreakdown as the ledger's placement columns (prices per whole cluster, with provenance)."""
-    from arbitrage.costmodel import CostBreakdown
-
-    assert isinstance(cost, CostBreakdown)
     p, o = cost.placement, cost.placement.offer
     return {
         "provider": o.provider, "region": o.region, "zone": o.zone, "instance_type": o.instance_type,
@@ -254,14 +246,10 @@ class Runner:
         name = cluster_name(run_id, n)
         local = self.backend.name == "local"
         ckpt = checkpoint_plan(spec, run_id, local=local, root=self.options.checkpoint_root)
-        envs = {ENV_RUN_ID: run_id, ENV_ATTEMPT: str(n), ENV_RESUME: "1" if resume else "0"}
-        if ckpt is not None:
-            envs[ENV_CHECKPOINT_DIR] = ckpt.mount_path
-            envs[ENV_CHECKPOINT_INTERVAL] = str(int(ckpt.interval_minutes * 60))
-            if local:
-                Path(ckpt.mount_path).mkdir(parents=True, exist_ok=True)
+        if ckpt is not None and local:
+            Path(ckpt.mount_path).mkdir(parents=True, exist_ok=True)
         req = LaunchRequest(run_id=run_id, attempt=n, cluster_name=name, spec=spec,
-                            placement=placement_from_row(row), checkpoint=ckpt, envs=envs, resume=resume,
+                            placement=placement_from_row(row), checkpoint=ckpt, resume=resume,
                             idle_minutes_to_autostop=self.options.idle_minutes_to_autostop)
         self.say(f"launching attempt {n} on #{row.rank + 1}: {row.label} (${row.usd_per_hour:,.2f}/h, "
                  f"{row.price_source} price as of {row.price_as_of})")

@@ -18,13 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from arbitrage.launch.backend import (
-    ENV_ATTEMPT,
-    ENV_CHECKPOINT_DIR,
-    ENV_CHECKPOINT_INTERVAL,
-    ENV_RESUME,
-    ENV_RUN_ID,
     LaunchError,
     LaunchRequest,
+    gpuarb_envs,
 )
 
 if TYPE_CHECKING:
@@ -240,12 +236,7 @@ def job_envs(req: LaunchRequest) -> dict[str, str]:
     envs: dict[str, str] = {}
     for name, value in (req.spec.task.get("envs") or {}).items():
         envs[str(name)] = _env_value(str(name), value, where)
-    envs[ENV_RUN_ID] = req.run_id
-    envs[ENV_ATTEMPT] = str(req.attempt)
-    envs[ENV_RESUME] = "1" if req.resume else "0"
-    if req.checkpoint is not None:
-        envs[ENV_CHECKPOINT_DIR] = req.checkpoint.mount_path
-        envs[ENV_CHECKPOINT_INTERVAL] = str(round(req.checkpoint.interval_minutes * 60))
+    envs.update(gpuarb_envs(req))
     envs.update({str(k): str(v) for k, v in req.envs.items()})
     bad = [k for k in envs if not _ENV_NAME.match(k)]
     if bad:
