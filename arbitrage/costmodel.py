@@ -1,7 +1,8 @@
 """Cost model: one placement of a job -> expected hours and a USD cost breakdown. Pure, no I/O.
 
 Expected wall time = provisioning + data staging + work / (GPUs x relative throughput x multi-node
-scaling efficiency) + checkpoint writes + expected preemption overhead (spot only).
+scaling efficiency) + checkpoint writes + expected preemption overhead (spot only). Egress follows the one rule
+in ``arbitrage.egress``: data in is billed by its home, outputs back by the placement's provider.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from arbitrage.egress import EgressPath, egress_path, egress_usd
 from arbitrage.offers import Offer
 
 if TYPE_CHECKING:  # typing only: keeps pydantic (via jobspec) out of the cost model's imports
-    from arbitrage.facts import EgressPath, Facts
+    from arbitrage.facts import Facts
     from arbitrage.jobspec import DataLocation, JobSpec
 
 # A segment expected to need over a million attempts never finishes in practice (and expm1 overflows ~709).
@@ -79,13 +81,6 @@ class CostBreakdown:
         return math.isfinite(self.expected_hours)
 
 
-def egress_path(src_provider: str, src_region: str, dst_provider: str, dst_region: str) -> EgressPath:
-    """Which egress price applies to data moving from src to dst."""
-    if src_provider != dst_provider:
-        return "internet"
-    return "same_region" if src_region == dst_region else "inter_region"
-
-
 def _transfer_hours(facts: Facts, path: EgressPath, size_gb: float) -> float:
     if size_gb <= 0 or path == "same_region":
         return 0.0  # in-region data is streamed from the object store while training
@@ -147,8 +142,8 @@ def estimate(spec: JobSpec, placement: Placement, facts: Facts) -> CostBreakdown
     if data is not None:
         path_in = egress_path(data.provider, data.region, offer.provider, offer.region)
         path_out = egress_path(offer.provider, offer.region, data.provider, data.region)
-        egress_in = facts.egress_usd(data.provider, path_in, data.size_gb)
-        egress_out = facts.egress_usd(offer.provider, path_out, spec.outputs_gb)
+        egress_in = egress_usd(facts.egress_tiers, data.provider, path_in, data.size_gb)
+        egress_out = egress_usd(facts.egress_tiers, offer.provider, path_out, spec.outputs_gb)
         staging = _transfer_hours(facts, path_in, data.size_gb) + _transfer_hours(facts, path_out, spec.outputs_gb)
 
     provision = assume.provision_minutes / 60

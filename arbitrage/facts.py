@@ -2,7 +2,8 @@
 
 The tables live in ``arbitrage/data/*.csv`` with a source on every row; a user can replace any of
 them by dropping a file of the same name into ``$GPUARB_CONFIG_DIR/facts/`` (default
-``~/.config/gpuarb/facts/``). Loading is the only I/O here; lookups are pure.
+``~/.config/gpuarb/facts/``, see ``arbitrage.paths.facts_dir``). Loading is the only I/O here; lookups are pure.
+The egress tiers are loaded here and priced by ``arbitrage.egress``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from __future__ import annotations
 import csv
 import fnmatch
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property
 from importlib import resources
-from pathlib import Path
 from typing import Literal
 
 try:
@@ -23,11 +22,12 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from arbitrage import paths
+from arbitrage.egress import EGRESS_PATHS, EgressTier
 from arbitrage.errors import DataError
 from arbitrage.offers import INTERCONNECTS
 
 Workload = Literal["training", "inference"]
-EgressPath = Literal["internet", "inter_region", "same_region"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +74,6 @@ class ScalingRule:
     min_gbps: float
     efficiency_per_doubling: float
     source: str
-
-
-@dataclass(frozen=True, slots=True)
-class EgressTier:
-    """One price tier of a provider's egress; up_to_gb None means unbounded."""
-
-    provider: str
-    path: str
-    up_to_gb: float | None
-    usd_per_gb: float
-    source: str
-    as_of: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,23 +182,6 @@ class Facts:
                 break
         return per_doubling ** math.log2(nodes)
 
-    # -- Egress -------------------------------------------------------------------------------
-    def egress_usd(self, provider: str, path: EgressPath, size_gb: float) -> float:
-        """Cost in USD of moving ``size_gb`` out of ``provider`` along ``path``, tiers applied."""
-        if size_gb <= 0:
-            return 0.0
-        tiers = [t for t in self.egress_tiers if t.provider == provider and t.path == path]
-        if not tiers:
-            raise DataError(f"egress.csv: no '{path}' rate for provider '{provider}'")
-        tiers.sort(key=lambda t: math.inf if t.up_to_gb is None else t.up_to_gb)
-        cost, floor = 0.0, 0.0
-        for tier in tiers:
-            ceiling = math.inf if tier.up_to_gb is None else tier.up_to_gb
-            if size_gb > floor:
-                cost += (min(size_gb, ceiling) - floor) * tier.usd_per_gb
-            floor = ceiling
-        return cost
-
     # -- Preemption ---------------------------------------------------------------------------
     def preemption_for(self, provider: str, region: str) -> PreemptionRule | None:
         """The first preemption rule matching provider and region, or None if none is known."""
@@ -222,18 +193,9 @@ class Facts:
 
 # -- Loading ------------------------------------------------------------------------------------
 
-def config_dir() -> Path:
-    """The user's gpuarb config folder ($GPUARB_CONFIG_DIR, else ~/.config/gpuarb)."""
-    env = os.environ.get("GPUARB_CONFIG_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "gpuarb"
-
-
-def _table_text(name: str) -> tuple[str, str]:
-    """(label, text) of a data file: the user's override if present, else the bundled one."""
-    override = config_dir() / "facts" / name
+def table_text(name: str) -> tuple[str, str]:
+    """(label, text) of a data file: the user's override in the facts folder if present, else the bundled one."""
+    override = paths.facts_dir() / name
     if override.is_file():
         return str(override), override.read_text(encoding="utf-8")
     bundled = resources.files("arbitrage") / "data" / name
@@ -241,7 +203,7 @@ def _table_text(name: str) -> tuple[str, str]:
 
 
 def _rows(name: str, required: tuple[str, ...]) -> Iterator[tuple[str, dict[str, str]]]:
-    label, text = _table_text(name)
+    label, text = table_text(name)
     reader = csv.DictReader(text.splitlines())
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
@@ -324,7 +286,7 @@ def load_egress() -> tuple[EgressTier, ...]:
     """Egress price tiers for every provider and path."""
     tiers = []
     for where, row in _rows("egress.csv", ("provider", "path", "up_to_gb", "usd_per_gb", "source")):
-        if row["path"] not in ("internet", "inter_region", "same_region"):
+        if row["path"] not in EGRESS_PATHS:
             raise DataError(f"{where}: unknown egress path {row['path']!r}")
         tiers.append(EgressTier(row["provider"], row["path"], _num(where, row, "up_to_gb", optional=True),
                                 _req(where, row, "usd_per_gb"), row["source"], row.get("as_of", "")))
@@ -343,7 +305,7 @@ def load_preemption() -> tuple[PreemptionRule, ...]:
 
 def load_assumptions() -> Assumptions:
     """Model constants from assumptions.toml."""
-    label, text = _table_text("assumptions.toml")
+    label, text = table_text("assumptions.toml")
     try:
         raw = tomllib.loads(text)
         return Assumptions(**{k: float(v["value"]) for k, v in raw.items()})

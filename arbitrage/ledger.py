@@ -1,16 +1,17 @@
 """The run ledger: every run, its planned placements, launch attempts, events, tags and cost, in SQLite.
 
-One file (default ``$GPUARB_DATA_DIR/ledger.sqlite3``, else ``$XDG_DATA_HOME/gpuarb`` or ``~/.local/share/gpuarb``)
-in WAL mode, so `gpuarb status` reads while a supervisor writes. Every state change is one transaction that
-writes the event and the state it implies together: a process killed at any point leaves a consistent ledger
-(a run whose supervisor died is shown as such and its cluster is found by `gpuarb reap`).
+One file (``paths.ledger_file()``: ``$GPUARB_DATA_DIR/ledger.sqlite3``, else under ``$XDG_DATA_HOME/gpuarb`` or
+``~/.local/share/gpuarb``) in WAL mode, so `gpuarb status` reads while a supervisor writes. Every state change is
+one transaction that writes the event and the state it implies together: a process killed at any point leaves a
+consistent ledger (a run whose supervisor died is shown as such and its cluster is found by `gpuarb reap`).
 The schema is versioned with ``PRAGMA user_version``; opening an older file migrates it, a newer one is refused.
+Storage only: states and event kinds are the enums of ``arbitrage.runstate`` (stored as their string values), and
+what a run has cost is worked out by ``arbitrage.billing`` over the rows read here.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -18,40 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from arbitrage.errors import GpuarbError
+from arbitrage import billing, paths
+from arbitrage.errors import LedgerError
+from arbitrage.runstate import EventKind, RunState
 
 SCHEMA_VERSION = 1
-
-# Run states. "Terminal" ones never change again; the rest mean a supervisor should be watching.
-RUN_PLANNED = "planned"
-RUN_LAUNCHING = "launching"
-RUN_RUNNING = "running"
-RUN_RECOVERING = "recovering"
-RUN_SUCCEEDED = "succeeded"
-RUN_FAILED = "failed"
-RUN_NO_CAPACITY = "no-capacity"
-RUN_BUDGET_STOPPED = "budget-stopped"
-RUN_CANCELLED = "cancelled"
-RUN_INTERRUPTED = "interrupted"  # the supervisor stopped (Ctrl-C, crash) and the cluster was torn down
-TERMINAL_STATES = frozenset({RUN_SUCCEEDED, RUN_FAILED, RUN_NO_CAPACITY, RUN_BUDGET_STOPPED, RUN_CANCELLED,
-                             RUN_INTERRUPTED})
-
-# Event kinds, as the issue names them.
-EV_PLANNED = "planned"
-EV_LAUNCHED = "launched"
-EV_LAUNCH_FAILED = "launch-failed"
-EV_FAILED_OVER = "failed-over"
-EV_PREEMPTED = "preempted"
-EV_RESUMED = "resumed"
-EV_BUDGET_STOPPED = "budget-stopped"
-EV_FINISHED = "finished"
-EV_FAILED = "failed"
-EV_CANCELLED = "cancelled"
-EV_TORN_DOWN = "torn-down"
-EV_INTERRUPTED = "interrupted"
-EV_NOTE = "note"
 
 _MIGRATIONS: tuple[str, ...] = (
     # v1
@@ -137,17 +111,7 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class LedgerError(GpuarbError):
-    """The ledger file cannot be opened or is from a newer gpuarb; one line naming the file."""
-
-
-def default_path() -> Path:
-    """Where the ledger lives: $GPUARB_DATA_DIR, else $XDG_DATA_HOME/gpuarb, else ~/.local/share/gpuarb."""
-    base = os.environ.get("GPUARB_DATA_DIR")
-    if base:
-        return Path(base) / "ledger.sqlite3"
-    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(xdg) / "gpuarb" / "ledger.sqlite3"
+_E = TypeVar("_E", RunState, EventKind)
 
 
 def _iso(ts: datetime) -> str:
@@ -220,7 +184,7 @@ class EventRow:
     run_id: str
     attempt: int | None
     at: datetime
-    kind: str
+    kind: EventKind
     message: str
     data: dict[str, Any]
 
@@ -234,7 +198,7 @@ class RunRow:
     spec_path: str
     spec_text: str
     backend: str
-    state: str
+    state: RunState
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None
@@ -253,14 +217,7 @@ class RunRow:
     @property
     def terminal(self) -> bool:
         """True when this run will never change again."""
-        return self.state in TERMINAL_STATES
-
-
-def attempt_cost_usd(attempt: AttemptRow, placement: PlacementRow, now: datetime) -> float:
-    """Compute billed for one attempt: hours from launch to end (or now) x the cluster's USD per hour."""
-    end = attempt.ended_at or now
-    hours = max(0.0, (end - attempt.started_at).total_seconds() / 3600)
-    return hours * placement.usd_per_hour
+        return self.state.terminal
 
 
 class Ledger:
@@ -275,7 +232,7 @@ class Ledger:
     @classmethod
     def open(cls, path: Path | None = None) -> Ledger:
         """Open (creating and migrating as needed) the ledger at ``path`` or the default location."""
-        path = path or default_path()
+        path = path or paths.ledger_file()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -337,9 +294,9 @@ class Ledger:
                 "INSERT INTO runs (id, name, spec_path, spec_text, backend, state, created_at, updated_at,"
                 " budget_total_usd, budget_hourly_usd, expected_total_usd, expected_hours, supervisor_pid,"
                 " supervisor_host, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, name, spec_path, spec_text, backend, RUN_PLANNED, _iso(now), _iso(now), budget_total_usd,
-                 budget_hourly_usd, best and best["expected_total_usd"], best and best["expected_hours"],
-                 supervisor_pid, supervisor_host, message))
+                (run_id, name, spec_path, spec_text, backend, RunState.PLANNED.value, _iso(now), _iso(now),
+                 budget_total_usd, budget_hourly_usd, best and best["expected_total_usd"],
+                 best and best["expected_hours"], supervisor_pid, supervisor_host, message))
             for rank, p in enumerate(placements):
                 c.execute(
                     "INSERT INTO placements (run_id, rank, provider, region, zone, instance_type, accelerator,"
@@ -352,25 +309,27 @@ class Ledger:
                      p["egress_out_usd"], p["price_source"], p["price_as_of"], p["price_ref"]))
             c.executemany("INSERT INTO tags (run_id, key, value) VALUES (?,?,?)",
                           [(run_id, k, str(v)) for k, v in sorted(tags.items())])
-            self._event(c, run_id, None, now, EV_PLANNED, f"{len(placements)} feasible placements", {})
+            self._event(c, run_id, None, now, EventKind.PLANNED, f"{len(placements)} feasible placements", {})
         return run_id
 
-    def _event(self, c: sqlite3.Connection, run_id: str, attempt: int | None, now: datetime, kind: str,
+    def _event(self, c: sqlite3.Connection, run_id: str, attempt: int | None, now: datetime, kind: EventKind,
                message: str, data: Mapping[str, Any]) -> None:
         c.execute("INSERT INTO events (run_id, attempt, at, kind, message, data) VALUES (?,?,?,?,?,?)",
-                  (run_id, attempt, _iso(now), kind, message, json.dumps(dict(data), sort_keys=True)))
+                  (run_id, attempt, _iso(now), EventKind(kind).value, message, json.dumps(dict(data), sort_keys=True)))
 
-    def _set_state(self, c: sqlite3.Connection, run_id: str, state: str, now: datetime, message: str | None) -> None:
-        ended = _iso(now) if state in TERMINAL_STATES else None
+    def _set_state(self, c: sqlite3.Connection, run_id: str, state: RunState, now: datetime,
+                   message: str | None) -> None:
+        state = RunState(state)
+        ended = _iso(now) if state.terminal else None
         if message is None:
             c.execute("UPDATE runs SET state=?, updated_at=?, ended_at=COALESCE(ended_at, ?) WHERE id=?",
-                      (state, _iso(now), ended, run_id))
+                      (state.value, _iso(now), ended, run_id))
         else:
             c.execute("UPDATE runs SET state=?, updated_at=?, ended_at=COALESCE(ended_at, ?), message=? WHERE id=?",
-                      (state, _iso(now), ended, message, run_id))
+                      (state.value, _iso(now), ended, message, run_id))
 
-    def record(self, run_id: str, kind: str, now: datetime, message: str = "", *, attempt: int | None = None,
-               state: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+    def record(self, run_id: str, kind: EventKind, now: datetime, message: str = "", *, attempt: int | None = None,
+               state: RunState | None = None, data: Mapping[str, Any] | None = None) -> None:
         """Append an event and, in the same transaction, move the run to ``state`` (if given)."""
         with self._tx() as c:
             self._event(c, run_id, attempt, now, kind, message, data or {})
@@ -388,7 +347,7 @@ class Ledger:
             n = c.execute("SELECT COALESCE(MAX(n), 0) + 1 FROM attempts WHERE run_id=?", (run_id,)).fetchone()[0]
             c.execute("INSERT INTO attempts (run_id, n, rank, cluster_name, started_at) VALUES (?,?,?,?,?)",
                       (run_id, n, rank, cluster_name_for(n), _iso(now)))
-            self._set_state(c, run_id, RUN_LAUNCHING, now, None)
+            self._set_state(c, run_id, RunState.LAUNCHING, now, None)
         return n
 
     def attempt_launched(self, run_id: str, n: int, handle: Mapping[str, Any], now: datetime, message: str) -> None:
@@ -396,11 +355,11 @@ class Ledger:
         with self._tx() as c:
             c.execute("UPDATE attempts SET handle=?, running_at=? WHERE run_id=? AND n=?",
                       (json.dumps(dict(handle), sort_keys=True), _iso(now), run_id, n))
-            self._event(c, run_id, n, now, EV_LAUNCHED, message, {"handle": dict(handle)})
-            self._set_state(c, run_id, RUN_RUNNING, now, None)
+            self._event(c, run_id, n, now, EventKind.LAUNCHED, message, {"handle": dict(handle)})
+            self._set_state(c, run_id, RunState.RUNNING, now, None)
 
-    def end_attempt(self, run_id: str, n: int, outcome: str, now: datetime, message: str, *, kind: str,
-                    run_state: str | None = None, restarts: int | None = None) -> None:
+    def end_attempt(self, run_id: str, n: int, outcome: str, now: datetime, message: str, *, kind: EventKind,
+                    run_state: RunState | None = None, restarts: int | None = None) -> None:
         """Close an attempt (idempotent: the first end time wins), log ``kind`` and move the run if asked."""
         with self._tx() as c:
             c.execute("UPDATE attempts SET ended_at=COALESCE(ended_at, ?), outcome=COALESCE(outcome, ?),"
@@ -418,12 +377,20 @@ class Ledger:
 
     # -- reading -----------------------------------------------------------------------------------
 
+    def _enum(self, cls: type[_E], value: str, where: str) -> _E:
+        """A stored state or event kind back as its enum; a value this gpuarb does not know is a LedgerError."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise LedgerError(f"{self.path}: {where}: unknown {cls.__name__} {value!r}") from None
+
     def _run(self, row: sqlite3.Row) -> RunRow:
         tags = {r["key"]: r["value"] for r in
                 self._conn.execute("SELECT key, value FROM tags WHERE run_id=? ORDER BY key", (row["id"],))}
         return RunRow(
             id=row["id"], name=row["name"], spec_path=row["spec_path"], spec_text=row["spec_text"],
-            backend=row["backend"], state=row["state"], created_at=parse_time(row["created_at"]),  # type: ignore[arg-type]
+            backend=row["backend"], state=self._enum(RunState, row["state"], f"run {row['id']}"),
+            created_at=parse_time(row["created_at"]),  # type: ignore[arg-type]
             updated_at=parse_time(row["updated_at"]), ended_at=parse_time(row["ended_at"]),  # type: ignore[arg-type]
             currency=row["currency"], budget_total_usd=row["budget_total_usd"],
             budget_hourly_usd=row["budget_hourly_usd"], expected_total_usd=row["expected_total_usd"],
@@ -445,7 +412,7 @@ class Ledger:
         return self._run(rows[0])
 
     def runs(self, *, since: datetime | None = None, tags: Mapping[str, str] | None = None,
-             states: frozenset[str] | None = None, limit: int | None = None) -> list[RunRow]:
+             states: frozenset[RunState] | None = None, limit: int | None = None) -> list[RunRow]:
         """Runs newest first, filtered by creation time, exact tag matches and state."""
         sql = "SELECT * FROM runs r WHERE 1=1"
         args: list[Any] = []
@@ -457,7 +424,7 @@ class Ledger:
             args += [key, value]
         if states:
             sql += f" AND r.state IN ({','.join('?' * len(states))})"
-            args += sorted(states)
+            args += sorted(RunState(s).value for s in states)
         sql += " ORDER BY r.created_at DESC, r.id DESC"
         if limit is not None:
             sql += " LIMIT ?"
@@ -484,16 +451,17 @@ class Ledger:
     def events(self, run_id: str) -> list[EventRow]:
         """The run's events in the order they happened."""
         return [EventRow(id=r["id"], run_id=r["run_id"], attempt=r["attempt"],
-                         at=parse_time(r["at"]), kind=r["kind"], message=r["message"],  # type: ignore[arg-type]
-                         data=json.loads(r["data"]))
+                         at=parse_time(r["at"]),  # type: ignore[arg-type]
+                         kind=self._enum(EventKind, r["kind"], f"run {run_id} event {r['id']}"),
+                         message=r["message"], data=json.loads(r["data"]))
                 for r in self._conn.execute("SELECT * FROM events WHERE run_id=? ORDER BY id", (run_id,))]
 
     def spent_usd(self, run_id: str, now: datetime) -> float:
-        """Compute billed so far over all attempts, plus the egress already charged to the run."""
+        """Compute billed so far over all attempts, plus the egress already charged to the run (see billing)."""
         placements = {p.rank: p for p in self.placements(run_id)}
         run = self.run(run_id)
-        compute = sum(attempt_cost_usd(a, placements[a.rank], now) for a in self.attempts(run_id))
-        return compute + run.egress_in_usd + run.egress_out_usd
+        return billing.spent_usd(self.attempts(run_id), placements, now, egress_in_usd=run.egress_in_usd,
+                                 egress_out_usd=run.egress_out_usd)
 
     def charge_egress(self, run_id: str, *, egress_in_usd: float = 0.0, egress_out_usd: float = 0.0) -> None:
         """Add data-transfer charges to the run (input staged at first launch, outputs sent home at the end)."""
@@ -506,10 +474,10 @@ class Ledger:
         problems = [r[0] for r in self._conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
         problems += [f"foreign key: {tuple(r)}" for r in self._conn.execute("PRAGMA foreign_key_check")]
         for r in self._conn.execute("SELECT id, state FROM runs"):
-            if r["state"] not in TERMINAL_STATES | {RUN_PLANNED, RUN_LAUNCHING, RUN_RUNNING, RUN_RECOVERING}:
+            if r["state"] not in {s.value for s in RunState}:
                 problems.append(f"run {r['id']}: unknown state {r['state']!r}")
         for r in self._conn.execute("SELECT r.id FROM runs r WHERE r.state = ? AND NOT EXISTS"
                                     " (SELECT 1 FROM attempts a WHERE a.run_id=r.id AND a.ended_at IS NULL)",
-                                    (RUN_RUNNING,)):
+                                    (RunState.RUNNING.value,)):
             problems.append(f"run {r['id']}: running with no open attempt")
         return problems

@@ -1,7 +1,7 @@
 """On-disk offer cache, one JSON file per provider, written atomically and only after a good fetch.
 
-Location: $GPUARB_CACHE_DIR, else $XDG_CACHE_HOME/gpuarb, else ~/.cache/gpuarb. A failed fetch is
-remembered (not the offers, just when and why) so offline runs do not retry it on every command.
+Location: ``arbitrage.paths.cache_dir`` ($GPUARB_CACHE_DIR, else $XDG_CACHE_HOME/gpuarb, else ~/.cache/gpuarb).
+A failed fetch is remembered (not the offers, just when and why) so offline runs do not retry it on every command.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,14 +18,6 @@ from typing import Any
 from arbitrage.offers import Offer
 
 SCHEMA = 1
-
-
-def cache_dir(env: Mapping[str, str]) -> Path:
-    """The user's gpuarb cache folder."""
-    if env.get("GPUARB_CACHE_DIR"):
-        return Path(env["GPUARB_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
-    return Path(base) / "gpuarb"
 
 
 @dataclass(frozen=True)

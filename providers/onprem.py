@@ -2,7 +2,8 @@
 
 The planner can then weigh owned baseload against rented burst: an owned node costs its amortized
 purchase price (spread over the hours it is expected to be busy) plus power and hosting. Config:
-``$GPUARB_CONFIG_DIR/onprem.yaml`` (default ``~/.config/gpuarb/onprem.yaml``), for example::
+``$GPUARB_CONFIG_DIR/onprem.yaml`` (default ``~/.config/gpuarb/onprem.yaml``; ``arbitrage.paths.onprem_config``),
+for example::
 
     clusters:
       - name: lab-a100              # becomes the instance type
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arbitrage import paths
 from arbitrage.offers import INTERCONNECTS, Offer
 from providers.base import FetchContext, ProviderError
 
@@ -64,12 +66,8 @@ class OwnedCluster:
 
 
 def config_path(ctx: FetchContext) -> Path:
-    """Where the owned-capacity config lives."""
-    env = ctx.env
-    if env.get("GPUARB_CONFIG_DIR"):
-        return Path(env["GPUARB_CONFIG_DIR"]) / "onprem.yaml"
-    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
-    return Path(base) / "gpuarb" / "onprem.yaml"
+    """Where the owned-capacity config lives, resolved from the fetch context's environment."""
+    return paths.onprem_config(ctx.env)
 
 
 _NUMBERS = {"purchase_usd_per_node": (0, False), "amortization_years": (0, True), "utilization": (0, True),

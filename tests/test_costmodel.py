@@ -1,4 +1,4 @@
-"""Cost model arithmetic: work hours, scaling, checkpoints, spot overhead, egress tiers."""
+"""Cost model arithmetic: work hours, scaling, checkpoints, spot overhead, egress (the rule itself: test_egress)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import random
 import pytest
 from conftest import make_offer, make_spec, replace
 
-from arbitrage.costmodel import Placement, egress_path, estimate, spot_overhead
+from arbitrage.costmodel import Placement, estimate, spot_overhead
+from arbitrage.egress import egress_usd
 from arbitrage.jobspec import AcceleratorChoice, Checkpoint, DataLocation, Work
 
 
@@ -96,19 +97,6 @@ def test_spot_multi_node_preempts_more(facts) -> None:
     assert four.expected_preemptions > 3 * one.expected_preemptions
 
 
-def test_egress_paths() -> None:
-    assert egress_path("aws", "us-east-1", "aws", "us-east-1") == "same_region"
-    assert egress_path("aws", "us-east-1", "aws", "us-west-2") == "inter_region"
-    assert egress_path("aws", "us-east-1", "lambda", "us-east-1") == "internet"
-
-
-def test_egress_tiers_are_cumulative(facts) -> None:
-    # AWS internet: 10 TB at $0.09, next 40 TB at $0.085.
-    expected = 10240 * 0.09 + (20000 - 10240) * 0.085
-    assert facts.egress_usd("aws", "internet", 20000) == pytest.approx(expected)
-    assert facts.egress_usd("lambda", "internet", 20000) == 0
-
-
 def test_data_egress_billed_by_its_home_and_outputs_by_the_placement(facts) -> None:
     data = DataLocation(provider="aws", region="us-east-1", size_gb=1000)
     spec = make_spec(data=data, outputs_gb=100)
@@ -116,8 +104,8 @@ def test_data_egress_billed_by_its_home_and_outputs_by_the_placement(facts) -> N
     assert same.egress_usd == 0 and same.staging_hours == 0
     other = estimate(spec, Placement(make_offer(provider="gcp", region="us-central1", instance_type="a3-highgpu-8g"),
                                      1, spot=False), facts)
-    assert other.egress_in_usd == pytest.approx(facts.egress_usd("aws", "internet", 1000))
-    assert other.egress_out_usd == pytest.approx(facts.egress_usd("gcp", "internet", 100))
+    assert other.egress_in_usd == pytest.approx(egress_usd(facts.egress_tiers, "aws", "internet", 1000))
+    assert other.egress_out_usd == pytest.approx(egress_usd(facts.egress_tiers, "gcp", "internet", 100))
     assert other.staging_hours > 0
     cross_region = estimate(replace(spec), Placement(make_offer(region="us-west-2"), 1, spot=False), facts)
     assert cross_region.egress_in_usd == pytest.approx(1000 * 0.02)

@@ -12,6 +12,7 @@ import pytest
 from conftest import NOW, ROOT
 
 from arbitrage import ledger as L
+from arbitrage.runstate import TERMINAL, EventKind, RunState
 
 PLACEMENT = dict(provider="aws", region="us-east-1", zone=None, instance_type="p5.48xlarge", accelerator="H100",
                  gpus_per_node=8, nodes=1, spot=False, usd_per_hour=98.32, expected_hours=10.0,
@@ -67,8 +68,8 @@ def test_spend_is_hours_times_recorded_price_plus_egress(tmp_path):
         ledger.attempt_launched(run_id, n, {"backend": "skypilot"}, NOW, "up")
         ledger.charge_egress(run_id, egress_in_usd=12.5)
         assert ledger.spent_usd(run_id, NOW + timedelta(minutes=30)) == pytest.approx(98.32 / 2 + 12.5)
-        ledger.end_attempt(run_id, n, "succeeded", NOW + timedelta(hours=1), "done", kind=L.EV_FINISHED,
-                           run_state=L.RUN_SUCCEEDED)
+        ledger.end_attempt(run_id, n, "succeeded", NOW + timedelta(hours=1), "done", kind=EventKind.FINISHED,
+                           run_state=RunState.SUCCEEDED)
         # ended: later clocks do not add spend
         assert ledger.spent_usd(run_id, NOW + timedelta(hours=5)) == pytest.approx(98.32 + 12.5)
         assert ledger.run(run_id).terminal
@@ -78,10 +79,11 @@ CRASH_SCRIPT = textwrap.dedent("""
     import sys
     sys.path[:0] = [{tests!r}]
     from pathlib import Path
-    from test_runner import RUNNING, DONE, ScriptedBackend, _setup
+    from test_runner import RUNNING, DONE, _setup
     from arbitrage.launch.backend import JobState, JobStatus
+    from arbitrage.launch.fake import FakeBackend
     from conftest import load_facts
-    backend = ScriptedBackend(no_capacity={{"a"}}, scripts=[[RUNNING, JobStatus(JobState.PREEMPTED)], [RUNNING, DONE]])
+    backend = FakeBackend(no_capacity={{"a"}}, scripts=[[RUNNING, JobStatus(JobState.PREEMPTED)], [RUNNING, DONE]])
     spec, ledger, run_id, runner, clock = _setup(Path({tmp!r}), load_facts(), backend)
     print(run_id, flush=True)
     runner.supervise(run_id, spec)
@@ -102,9 +104,62 @@ def test_a_killed_supervisor_leaves_the_ledger_consistent(tmp_path, crash_after)
         assert kinds[-1] == crash_after
         run = ledger.run(run_id)
         # the state matches the last event: nothing half-written
-        expected = {"launch-failed": L.RUN_LAUNCHING, "failed-over": L.RUN_LAUNCHING, "launched": L.RUN_RUNNING,
-                    "preempted": L.RUN_RECOVERING, "resumed": L.RUN_RUNNING, "finished": L.RUN_SUCCEEDED}
+        expected = {"launch-failed": RunState.LAUNCHING, "failed-over": RunState.LAUNCHING,
+                    "launched": RunState.RUNNING, "preempted": RunState.RECOVERING, "resumed": RunState.RUNNING,
+                    "finished": RunState.SUCCEEDED}
         if crash_after in expected:
             assert run.state == expected[crash_after]
         open_attempts = [a for a in ledger.attempts(run_id) if a.ended_at is None]
         assert len(open_attempts) <= 1
+
+
+# -- run states and event kinds ----------------------------------------------------------------------------------
+
+def test_states_and_kinds_are_the_strings_the_ledger_has_always_stored():
+    assert [s.value for s in RunState] == ["planned", "launching", "running", "recovering", "succeeded", "failed",
+                                           "no-capacity", "budget-stopped", "cancelled", "interrupted"]
+    assert [k.value for k in EventKind] == ["planned", "launched", "launch-failed", "failed-over", "preempted",
+                                            "resumed", "budget-stopped", "finished", "failed", "cancelled",
+                                            "torn-down", "interrupted", "note"]
+    # they print, format, compare and serialize as their values (CLI output and JSON are unchanged)
+    assert str(RunState.NO_CAPACITY) == f"{RunState.NO_CAPACITY}" == format(RunState.NO_CAPACITY) == "no-capacity"
+    assert f"{EventKind.TORN_DOWN:>10}" == " torn-down"
+    assert RunState.SUCCEEDED == "succeeded" and {"succeeded": 1}[RunState.SUCCEEDED] == 1
+    assert __import__("json").dumps({"state": RunState.BUDGET_STOPPED}) == '{"state": "budget-stopped"}'
+
+
+def test_terminal_states():
+    assert {s for s in RunState if s.terminal} == TERMINAL == {
+        RunState.SUCCEEDED, RunState.FAILED, RunState.NO_CAPACITY, RunState.BUDGET_STOPPED, RunState.CANCELLED,
+        RunState.INTERRUPTED}
+    assert not any(s.terminal for s in (RunState.PLANNED, RunState.LAUNCHING, RunState.RUNNING,
+                                        RunState.RECOVERING))
+
+
+def test_rows_come_back_as_enums_and_are_stored_as_plain_strings(tmp_path):
+    with L.Ledger.open(tmp_path / "l.db") as ledger:
+        run_id = _new_run(ledger)
+        n = ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-x-a{k}", NOW)
+        ledger.end_attempt(run_id, n, "no-capacity", NOW, "none", kind=EventKind.LAUNCH_FAILED,
+                           run_state=RunState.NO_CAPACITY)
+        run = ledger.run(run_id)
+        assert run.state is RunState.NO_CAPACITY and run.terminal and run.ended_at == NOW
+        assert [e.kind for e in ledger.events(run_id)] == [EventKind.PLANNED, EventKind.LAUNCH_FAILED]
+        assert all(type(e.kind) is EventKind for e in ledger.events(run_id))
+        stored = ledger._conn.execute("SELECT state, typeof(state) FROM runs").fetchone()
+        assert tuple(stored) == ("no-capacity", "text")
+        kinds = [tuple(r) for r in ledger._conn.execute("SELECT kind, typeof(kind) FROM events ORDER BY id")]
+        assert kinds == [("planned", "text"), ("launch-failed", "text")]
+        assert [r.id for r in ledger.runs(states=frozenset({RunState.NO_CAPACITY}))] == [run_id]
+        assert ledger.runs(states=frozenset({RunState.RUNNING})) == []
+
+
+def test_an_unknown_stored_state_is_reported_not_guessed(tmp_path):
+    with L.Ledger.open(tmp_path / "l.db") as ledger:
+        run_id = _new_run(ledger)
+        ledger._conn.execute("UPDATE runs SET state='exploded' WHERE id=?", (run_id,))
+        assert ledger.check() == [f"run {run_id}: unknown state 'exploded'"]
+        with pytest.raises(L.LedgerError, match="unknown RunState 'exploded'"):
+            ledger.run(run_id)
+        with pytest.raises(ValueError):
+            ledger.record(run_id, "exploded", NOW)  # type: ignore[arg-type]

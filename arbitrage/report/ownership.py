@@ -68,7 +68,7 @@ def parse_ownership(text: str, label: str) -> OwnershipDefaults:
 
 def load_ownership() -> OwnershipDefaults:
     """The bundled ownership.toml, or the user's copy in $GPUARB_CONFIG_DIR/facts/."""
-    from arbitrage.facts import _table_text  # the one place that knows the override rule
+    from arbitrage.facts import table_text  # the one place that knows the override rule
 
-    label, text = _table_text("ownership.toml")
+    label, text = table_text("ownership.toml")
     return parse_ownership(text, label)

@@ -1,9 +1,9 @@
 """Spend from the run ledger: showback/chargeback per team, model, version, provider or any tag, in USD.
 
-Pure: ledger rows and the clock come in as arguments. Actual spend is what the ledger bills (each attempt's hours
-from launch to end, or to ``now`` while it runs, x the recorded placement's USD per hour, plus the egress charged
-to the run), expected spend is the plan's estimate recorded at submission; GPU-hours are attempt hours x GPUs per
-node x nodes. Every run lands in exactly one group, so the groups add up to the total.
+Pure: ledger rows and the clock come in as arguments. Actual spend is what ``arbitrage.billing`` bills (each
+attempt's hours from launch to end, or to ``now`` while it runs, x the recorded placement's USD per hour, plus the
+egress charged to the run), expected spend is the plan's estimate recorded at submission; GPU-hours are attempt
+hours x GPUs per node x nodes. Every run lands in exactly one group, so the groups add up to the total.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from arbitrage.ledger import TERMINAL_STATES, AttemptRow, PlacementRow, RunRow
+from arbitrage.billing import attempt_cost_usd, attempt_hours
+from arbitrage.ledger import AttemptRow, PlacementRow, RunRow
+from arbitrage.runstate import RunState
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -50,12 +52,6 @@ class RunLedger:
         return self.placements[0] if self.placements else None
 
 
-def attempt_hours(attempt: AttemptRow, now: datetime) -> float:
-    """Billed hours of one attempt: launch to end, or to ``now`` while it is still open (as the ledger bills)."""
-    end = attempt.ended_at or now
-    return max(0.0, (end - attempt.started_at).total_seconds() / 3600)
-
-
 def price_label(p: PlacementRow) -> str:
     """Where a recorded price came from: provider, source and as-of date."""
     return f"{p.provider} {p.price_source} {p.price_as_of}"
@@ -67,7 +63,7 @@ class RunSpend:
 
     run_id: str
     name: str
-    state: str
+    state: RunState
     provider: str | None
     tags: dict[str, str]
     active: bool
@@ -94,12 +90,12 @@ def run_spend(record: RunLedger, now: datetime) -> RunSpend:
         h = attempt_hours(attempt, now)
         hours += h
         gpu_hours += h * p.gpus_per_node * p.nodes
-        compute_usd += h * p.usd_per_hour
+        compute_usd += attempt_cost_usd(attempt, p, now)
         sources.add(price_label(p))
     where = record.last_placement
     return RunSpend(
         run_id=run.id, name=run.name, state=run.state, provider=where.provider if where else None,
-        tags=dict(run.tags), active=run.state not in TERMINAL_STATES, hours=hours, gpu_hours=gpu_hours,
+        tags=dict(run.tags), active=not run.state.terminal, hours=hours, gpu_hours=gpu_hours,
         compute_usd=compute_usd, egress_usd=run.egress_in_usd + run.egress_out_usd,
         expected_usd=run.expected_total_usd or 0.0, price_sources=tuple(sorted(sources)))
 
@@ -120,7 +116,7 @@ def parse_group_by(by: str) -> tuple[str, str]:
 def group_of(spend: RunSpend, kind: str, key: str) -> str:
     """The group a run falls in; runs without the tag (or never placed) go to '(untagged)'."""
     if kind == "builtin":
-        value = {"provider": spend.provider, "name": spend.name, "state": spend.state}[key]
+        value = {"provider": spend.provider, "name": spend.name, "state": spend.state.value}[key]
     else:
         value = spend.tags.get(key)
     return value if value not in (None, "") else UNTAGGED
