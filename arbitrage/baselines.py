@@ -17,8 +17,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from arbitrage.costmodel import CostBreakdown, Placement, estimate
-from arbitrage.offers import PROVIDER_TIERS, Offer
+from arbitrage.offers import Offer
 from arbitrage.planner import candidates
+from providers.registry import find
 
 if TYPE_CHECKING:
     from arbitrage.facts import Facts
@@ -35,7 +36,8 @@ def _stable(offer: Offer) -> tuple[str, str, str, str]:
 def naive(spec: JobSpec, offers: Iterable[Offer], facts: Facts) -> CostBreakdown | None:
     """First-choice GPUs on-demand at the data's hyperscaler (its region if sold there), or None if not sold."""
     home_provider = spec.data.provider if spec.data is not None else DEFAULT_HOME_PROVIDER
-    if PROVIDER_TIERS.get(home_provider) != "hyperscaler":
+    home_card = find(home_provider)
+    if home_card is None or home_card.tier != "hyperscaler":
         home_provider = DEFAULT_HOME_PROVIDER
     home_region = spec.data.region if spec.data is not None and spec.data.provider == home_provider else None
     first = spec.accelerators[0].name

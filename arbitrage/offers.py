@@ -8,21 +8,6 @@ from typing import Literal
 # Where an offer's price came from; every figure gpuarb prints carries one of these.
 Source = Literal["snapshot", "cache", "live"]
 
-# Provider ids gpuarb knows, with their market tier (used to compare hyperscalers and neoclouds).
-PROVIDER_TIERS: dict[str, str] = {
-    "aws": "hyperscaler",
-    "gcp": "hyperscaler",
-    "azure": "hyperscaler",
-    "lambda": "specialised",
-    "nebius": "specialised",
-    "coreweave": "specialised",
-    "runpod": "specialised",
-    "hyperbolic": "marketplace",
-    "vast": "marketplace",
-    "onprem": "owned",
-}
-PROVIDERS = tuple(PROVIDER_TIERS)
-
 # Node-to-node fabric. RDMA fabrics make multi-node training scale; plain ethernet does not.
 RDMA_INTERCONNECTS = frozenset({"infiniband", "efa", "gpudirect-tcpx", "roce"})
 INTERCONNECTS = RDMA_INTERCONNECTS | {"ethernet", "none"}

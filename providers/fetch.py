@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from arbitrage import paths
 from arbitrage.offers import Offer
 from providers import cache
 from providers.base import Adapter, FetchContext, NoCapacity, ProviderError
-from providers.registry import ADAPTER_MODULES, get_adapter
+from providers.registry import adapter_ids, get_adapter
 
 SourceMode = Literal["auto", "live", "cache", "snapshot"]
 
@@ -73,7 +74,7 @@ class _Source:
 def _decide(source: _Source, mode: SourceMode, ctx: FetchContext) -> Result | Adapter:
     """Answer from cache/snapshot without touching the network, or return the adapter to call live."""
     name, entry = source.name, source.entry
-    if mode == "snapshot" or name not in ADAPTER_MODULES:
+    if mode == "snapshot" or name not in adapter_ids():
         return source.from_snapshot("ok", "", None)
     try:
         adapter = get_adapter(name)
@@ -157,13 +158,14 @@ def collect_offers(snapshot: Iterable[Offer], mode: SourceMode, ctx: FetchContex
     by_provider: dict[str, list[Offer]] = {}
     for offer in snapshot:
         by_provider.setdefault(offer.provider, []).append(offer)
-    names = sorted(set(providers) if providers is not None else set(by_provider) | set(ADAPTER_MODULES))
-    directory = cache.cache_dir(ctx.env)
+    live = adapter_ids()
+    names = sorted(set(providers) if providers is not None else set(by_provider) | set(live))
+    directory = paths.cache_dir(ctx.env)
     results: dict[str, Result] = {}
     jobs: list[tuple[_Source, Adapter]] = []
     for name in names:
         source = _Source(name, by_provider.get(name, []),
-                         cache.read(directory, name) if name in ADAPTER_MODULES and mode != "snapshot" else None)
+                         cache.read(directory, name) if name in live and mode != "snapshot" else None)
         decided = _decide(source, mode, ctx)
         if isinstance(decided, tuple):
             results[name] = decided

@@ -23,9 +23,8 @@ from conftest import NOW
 from test_report_spend import SPEC_A, T, _app, build_ledger
 from typer.testing import CliRunner
 
-from arbitrage import cli_run
+from arbitrage import app as usecases
 from arbitrage import ledger as L
-from arbitrage.cli_spend import _data_homes, _records
 from arbitrage.report.focus import (
     COLUMNS,
     CUSTOM_COLUMNS,
@@ -46,7 +45,7 @@ HOME_A = DataHome(provider="gcp", region="us-central1", size_gb=100.0, outputs_g
 def records(tmp_path: Path):
     ids = build_ledger(tmp_path / "ledger.sqlite3")
     with L.Ledger.open(tmp_path / "ledger.sqlite3") as ledger:
-        recs = _records(ledger, ledger.runs())
+        recs = usecases.ledger_records(ledger, ledger.runs())
     return ids, recs
 
 
@@ -209,7 +208,7 @@ def test_csv_meets_focus_1_2_rules_the_validator_does_not_know(records) -> None:
 @pytest.fixture()
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("GPUARB_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(cli_run, "_now", lambda: NOW)
+    monkeypatch.setattr(usecases, "utcnow", lambda: NOW)
     return tmp_path
 
 
@@ -245,7 +244,7 @@ def test_export_focus_empty_ledger_and_bad_input(cli_env: Path) -> None:
 def test_data_homes_come_from_the_recorded_spec(records) -> None:
     ids, recs = records
     assert SPEC_A in [r.run.spec_text for r in recs]
-    assert _data_homes(recs) == {ids["A"]: HOME_A}
+    assert usecases.data_homes(recs) == {ids["A"]: HOME_A}
 
 
 # focus-validator 1.0.0's "1.0" rule set still names five columns by their pre-1.0 ids (Provider, Publisher,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from arbitrage.errors import SpecError
-from arbitrage.jobspec import AcceleratorChoice, json_schema, parse_deadline, parse_jobspec_text, read_jobspec
+from arbitrage.jobspec import AcceleratorChoice
+from arbitrage.specfile import json_schema, parse_deadline, parse_jobspec_text, read_jobspec
 
 ROOT = Path(__file__).resolve().parent.parent
 

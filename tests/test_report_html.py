@@ -10,10 +10,10 @@ import pytest
 from conftest import ROOT, make_offer
 
 from arbitrage.facts import Facts
-from arbitrage.jobspec import read_jobspec
 from arbitrage.report.html import plan_html, prices_html
 from arbitrage.report.plan import build_plan_report
 from arbitrage.report.prices import build_price_report
+from arbitrage.specfile import read_jobspec
 from providers.snapshot import load_snapshot
 
 MOMENT = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)

@@ -70,7 +70,7 @@ def test_cli_json_adds_baselines_and_savings_to_the_plan_json() -> None:
 
 
 def test_naive_matches_the_baseline_module(facts: Facts) -> None:
-    from arbitrage.jobspec import read_jobspec
+    from arbitrage.specfile import read_jobspec
     from providers.snapshot import load_snapshot
 
     spec = read_jobspec(SPEC, facts)

@@ -30,10 +30,12 @@ import pytest
 from conftest import ROOT, SHARED_CATALOG
 
 from arbitrage.costmodel import Placement
-from arbitrage.jobspec import JobSpec, read_jobspec
+from arbitrage.jobspec import JobSpec
 from arbitrage.launch import skytask
 from arbitrage.launch.backend import CLUSTER_CHECKPOINT_PATH, CheckpointPlan, LaunchRequest
 from arbitrage.planner import plan
+from arbitrage.specfile import read_jobspec
+from providers.registry import skypilot_catalog_ids
 from providers.snapshot import load_snapshot
 
 pytestmark = [
@@ -44,7 +46,7 @@ pytestmark = [
 
 CHILD = ROOT / "tests" / "fixtures" / "skypilot" / "sky_offline_check.py"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
-CLOUDS = skytask.CATALOG_PROVIDERS
+CLOUDS = skypilot_catalog_ids()  # providers whose snapshot rows are SkyPilot's own catalog rows
 # Snapshot prices are written with 6 significant digits (scripts/build_snapshot.py); SkyPilot adds GCP's
 # host and GPU rows unrounded, so a sum can differ in the 6th digit: at most half a unit there.
 REL_TOL = 5e-6

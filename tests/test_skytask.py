@@ -11,9 +11,10 @@ import yaml
 from conftest import ROOT, make_offer
 
 from arbitrage.costmodel import Placement
-from arbitrage.jobspec import JobSpec, parse_jobspec_text
+from arbitrage.jobspec import JobSpec
 from arbitrage.launch import skytask
 from arbitrage.launch.backend import CLUSTER_CHECKPOINT_PATH, CheckpointPlan, LaunchError, LaunchRequest
+from arbitrage.specfile import parse_jobspec_text
 
 SPEC = """\
 name: llama-ft
@@ -268,8 +269,8 @@ def test_placements_skypilot_cannot_launch(offer, message):
 def test_every_bundled_spec_renders_for_each_launchable_provider(path, facts):
     from datetime import datetime, timezone
 
-    from arbitrage.jobspec import read_jobspec
     from arbitrage.planner import plan
+    from arbitrage.specfile import read_jobspec
     from providers.snapshot import load_snapshot
 
     spec = read_jobspec(str(path), facts)

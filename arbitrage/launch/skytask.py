@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,29 +23,12 @@ from arbitrage.launch.backend import (
     LaunchRequest,
     gpuarb_envs,
 )
+from providers.registry import find
 
 if TYPE_CHECKING:
     from arbitrage.costmodel import Placement
 
 LaunchMode = Literal["managed", "cluster"]
-
-# Provider ids whose snapshot rows are SkyPilot's own v8 catalog rows: instance type, region, zone
-# and accelerator name are SkyPilot's, so the task pins all of them and SkyPilot prices it as we do.
-CATALOG_PROVIDERS = ("aws", "gcp", "lambda", "nebius", "hyperbolic")
-
-# gpuarb provider id -> SkyPilot cloud name (sky/utils/registry, `infra:` prefix).
-SKY_CLOUDS = {
-    "aws": "aws", "gcp": "gcp", "azure": "azure", "lambda": "lambda", "nebius": "nebius",
-    "hyperbolic": "hyperbolic", "runpod": "runpod", "vast": "vast",
-}
-
-# Why SkyPilot cannot launch some providers' placements (one line each, with what to do instead).
-_NOT_SKYPILOT = {
-    "onprem": "owned capacity is not a SkyPilot cloud: run it with --backend local (Ray) or a Ray cluster address",
-    "coreweave": "SkyPilot reaches CoreWeave only as a Kubernetes context (infra: k8s/<context>), so a CoreWeave "
-                 "price-list instance cannot be pinned: deny coreweave in arbitrage.providers, "
-                 "or use --backend local with a Ray address on that cluster",
-}
 
 # RunPod's GPU type (the tail of our instance name) -> SkyPilot's RunPod accelerator name
 # (sky/catalog/data_fetchers/fetch_runpod.py: display name with spaces as '-', plus its overrides).
@@ -124,34 +108,28 @@ def unsupported_reason(placement: Placement) -> str | None:
 
 
 def pin(placement: Placement) -> SkyPin:
-    """The SkyPilot cloud/region/zone/instance/accelerator a placement maps to; LaunchError when none."""
+    """The SkyPilot cloud/region/zone/instance/accelerator a placement maps to; LaunchError when none.
+
+    The provider's card says how (providers/registry.py): its SkyPilot cloud, whether the zone and the
+    accelerator are pinned, or a named special pin; or the one-line reason SkyPilot cannot launch it.
+    """
     o = placement.offer
     label = placement_label(placement)
-    if o.provider in _NOT_SKYPILOT:
-        raise LaunchError(f"{label}: {_NOT_SKYPILOT[o.provider]}")
-    cloud = SKY_CLOUDS.get(o.provider)
-    if cloud is None:
+    info = find(o.provider)
+    if info is not None and info.not_skypilot is not None:
+        raise LaunchError(f"{label}: {info.not_skypilot}")
+    how = info.skypilot if info is not None else None
+    if how is None:
         raise LaunchError(f"{label}: provider '{o.provider}' has no SkyPilot cloud")
-    count = o.gpus_per_node
-    if o.provider in ("lambda", "nebius", "hyperbolic"):
-        return SkyPin(cloud, o.region, None, o.instance_type, o.accelerator, count)
-    if o.provider == "gcp":
-        return SkyPin(cloud, o.region, o.zone, o.instance_type, o.accelerator, count)
-    if o.provider == "aws":
-        note = ("zone left to SkyPilot: catalog zone ids such as "
-                f"{o.zone} map to zone names per AWS account") if o.zone else ""
-        return SkyPin(cloud, o.region, None, o.instance_type, o.accelerator, count, note)
-    if o.provider == "azure":
-        # Hand-built rows: the instance type is Azure's own name; SkyPilot's Azure catalog supplies its GPUs.
-        return SkyPin(cloud, o.region, None, o.instance_type, None, count)
-    if o.provider == "runpod":
-        return _runpod_pin(placement, label)
-    if o.provider == "vast":
-        return _vast_pin(placement, label)
-    raise LaunchError(f"{label}: provider '{o.provider}' has no SkyPilot mapping")  # pragma: no cover
+    if how.special is not None:
+        return _SPECIAL_PINS[how.special](placement, label, how.cloud)
+    zone = o.zone if how.pin_zone else None
+    note = how.zone_note.format(zone=o.zone) if o.zone and not how.pin_zone else ""
+    accelerator = o.accelerator if how.pin_accelerator else None
+    return SkyPin(how.cloud, o.region, zone, o.instance_type, accelerator, o.gpus_per_node, note)
 
 
-def _runpod_pin(placement: Placement, label: str) -> SkyPin:
+def _runpod_pin(placement: Placement, label: str, cloud: str) -> SkyPin:
     o = placement.offer
     if o.region == "community":
         raise LaunchError(f"{label}: SkyPilot launches RunPod Secure Cloud only, not Community Cloud")
@@ -165,19 +143,23 @@ def _runpod_pin(placement: Placement, label: str) -> SkyPin:
     if len(parts) < 3:
         raise LaunchError(f"{label}: '{o.region}' is not a RunPod data centre id such as us-tx-3")
     country = parts[0] if parts[0] in ("US", "CA") else parts[1]
-    return SkyPin("runpod", country, o.region.upper(), None, accelerator, o.gpus_per_node,
+    return SkyPin(cloud, country, o.region.upper(), None, accelerator, o.gpus_per_node,
                   "instance type left to SkyPilot (its RunPod Secure Cloud type for this GPU and count)")
 
 
-def _vast_pin(placement: Placement, label: str) -> SkyPin:
+def _vast_pin(placement: Placement, label: str, cloud: str) -> SkyPin:
     o = placement.offer
     gpu = o.instance_type.split("-", 1)[-1]
     # SkyPilot's Vast catalog names GPUs without the form factor (fetch_vast.py strips PCIE/SXM4/SXM/NVL).
     accelerator = re.sub(r"_?(PCIE|SXM4|SXM|NVL)$", "", gpu, flags=re.IGNORECASE).replace("_", "")
     if not accelerator:
         raise LaunchError(f"{label}: cannot read a GPU name from '{o.instance_type}'")
-    return SkyPin("vast", None, None, None, accelerator, o.gpus_per_node,
+    return SkyPin(cloud, None, None, None, accelerator, o.gpus_per_node,
                   f"SkyPilot picks the Vast.ai offer and host; gpuarb's {o.region} price is a median of a group")
+
+
+# The named special pins a provider card may ask for (ProviderInfo.skypilot.special).
+_SPECIAL_PINS: dict[str, Callable[[Placement, str, str], SkyPin]] = {"runpod": _runpod_pin, "vast": _vast_pin}
 
 
 def launch_mode(req: LaunchRequest) -> LaunchMode:

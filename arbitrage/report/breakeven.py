@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from arbitrage.errors import SpecError
+from arbitrage.errors import UsageError
 from arbitrage.offers import Offer
+from providers.registry import tier_of
 
 HOURS_PER_YEAR = 8760.0
 HOURS_PER_MONTH = HOURS_PER_YEAR / 12  # 730
@@ -106,9 +107,9 @@ class Breakeven:
 
 def _check(name: str, value: float, *, minimum: float = 0.0, strict: bool = True, maximum: float | None = None) -> None:
     if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-        raise SpecError(f"{name}: must be {'>' if strict else '>='} {minimum:g}, got {value:g}")
+        raise UsageError(f"{name}: must be {'>' if strict else '>='} {minimum:g}, got {value:g}")
     if maximum is not None and value > maximum:
-        raise SpecError(f"{name}: must be at most {maximum:g}, got {value:g}")
+        raise UsageError(f"{name}: must be at most {maximum:g}, got {value:g}")
 
 
 def validate(own: Ownership, rental_usd_per_gpu_hour: float, rental_name: str = "rental price ($/GPU-hour)") -> None:
@@ -159,7 +160,7 @@ def compare(own: Ownership, rental: Rental) -> Breakeven:
 
 def cheapest_rental(offers: list[Offer], gpu: str, spot: bool) -> Rental | None:
     """The lowest USD per GPU-hour among rented (not owned) offers of exactly this GPU model."""
-    priced = [(o.usd_per_gpu_hour(spot), o) for o in offers if o.gpu_model == gpu and o.provider != "onprem"]
+    priced = [(o.usd_per_gpu_hour(spot), o) for o in offers if o.gpu_model == gpu and tier_of(o.provider) != "owned"]
     priced = [(p, o) for p, o in priced if p is not None and p > 0]
     if not priced:
         return None

@@ -31,8 +31,10 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Literal, TextIO
 
+from arbitrage.egress import EgressPath, egress_path
 from arbitrage.ledger import AttemptRow, PlacementRow, RunRow
 from arbitrage.report.spend import RunLedger
+from providers.registry import find
 
 FOCUS_VERSION = "1.2"
 
@@ -64,17 +66,6 @@ CUSTOM_COLUMNS: tuple[str, ...] = ("x_GpuarbRunId", "x_GpuarbAttempt", "x_GpuHou
                                    "x_PriceAsOf", "x_PriceRef")
 COLUMNS: tuple[str, ...] = FOCUS_COLUMNS + CUSTOM_COLUMNS
 
-# Display names (ProviderName = PublisherName = InvoiceIssuerName: each provider sells and bills its own capacity).
-PROVIDER_NAMES: dict[str, str] = {
-    "aws": "AWS", "gcp": "Google Cloud", "azure": "Microsoft", "lambda": "Lambda", "nebius": "Nebius",
-    "coreweave": "CoreWeave", "runpod": "RunPod", "hyperbolic": "Hyperbolic", "vast": "Vast.ai",
-    "onprem": "On-premises",
-}
-COMPUTE_SERVICES: dict[str, str] = {
-    "aws": "Amazon Elastic Compute Cloud", "gcp": "Compute Engine", "azure": "Virtual Machines",
-    "onprem": "Owned GPU capacity",
-}
-EGRESS_SERVICES: dict[str, str] = {"aws": "AWS Data Transfer", "gcp": "Cloud Networking", "azure": "Bandwidth"}
 TAG_PREFIX = "gpuarb:"  # gpuarb's own tag keys; the job spec's tags are the one user-defined scheme, unprefixed
 
 
@@ -90,8 +81,24 @@ class DataHome:
 
 
 def provider_name(provider: str) -> str:
-    """The display name FOCUS rows use for a gpuarb provider id."""
-    return PROVIDER_NAMES.get(provider, provider)
+    """The name FOCUS rows use for a gpuarb provider id (ProviderName = PublisherName = InvoiceIssuerName).
+
+    From the provider's card (providers/registry.py); a provider no longer carded keeps its id.
+    """
+    info = find(provider)
+    return info.focus_name if info is not None else provider
+
+
+def compute_service(provider: str) -> str:
+    """The FOCUS ServiceName of a provider's GPU compute."""
+    info = find(provider)
+    return info.focus_compute_service if info is not None else f"{provider} GPU Cloud"
+
+
+def egress_service(provider: str) -> str:
+    """The FOCUS ServiceName of a provider's data transfer."""
+    info = find(provider)
+    return info.focus_egress_service if info is not None else f"{provider} Data Transfer"
 
 
 def billing_account(provider: str, accounts: Mapping[str, str]) -> str:
@@ -176,7 +183,7 @@ def compute_rows(run: RunRow, attempt: AttemptRow, p: PlacementRow, now: datetim
             "ChargeDescription": f"{p.label}: attempt {attempt.n} of run {run.id} ({run.name})",
             "PricingCategory": "Dynamic" if p.spot else "Standard",
             "ServiceCategory": "Compute", "ServiceSubcategory": "Virtual Machines",
-            "ServiceName": COMPUTE_SERVICES.get(p.provider, f"{provider_name(p.provider)} GPU Cloud"),
+            "ServiceName": compute_service(p.provider),
             "RegionId": p.region, "RegionName": p.region, "AvailabilityZone": p.zone,
             "ResourceId": attempt.cluster_name, "ResourceName": run.name, "ResourceType": "GPU Cluster",
             "SkuId": p.instance_type, "SkuMeter": "Instance Hours",
@@ -190,12 +197,17 @@ def compute_rows(run: RunRow, attempt: AttemptRow, p: PlacementRow, now: datetim
     return rows
 
 
-def _egress_path(src: tuple[str, str], dst: tuple[str, str] | None) -> str:
-    if dst is None:
-        return "data-transfer"
-    if src[0] != dst[0]:
-        return "data-transfer-internet"
-    return "data-transfer-same-region" if src[1] == dst[1] else "data-transfer-inter-region"
+# SkuId of a data-transfer row, by the kind of transfer (arbitrage.egress); a transfer whose destination is
+# unknown (the job spec could not be re-read) is plain "data-transfer".
+EGRESS_SKUS: dict[EgressPath, str] = {
+    "internet": "data-transfer-internet", "inter_region": "data-transfer-inter-region",
+    "same_region": "data-transfer-same-region",
+}
+
+
+def egress_sku(src: tuple[str, str], dst: tuple[str, str] | None) -> str:
+    """The SkuId of a transfer from ``src`` to ``dst`` (each (provider, region)), classified by the egress rule."""
+    return "data-transfer" if dst is None else EGRESS_SKUS[egress_path(*src, *dst)]
 
 
 def egress_row(run: RunRow, *, direction: Literal["in", "out"], usd: float, at: datetime,
@@ -210,11 +222,11 @@ def egress_row(run: RunRow, *, direction: Literal["in", "out"], usd: float, at: 
     row = _common(run, provider, (start, start + _step(granularity)), accounts, usd, usd / quantity, quantity, unit)
     what = "input data staged to the run" if direction == "in" else "outputs sent back to the data's home"
     to = f" to {dst[0]} {dst[1]}" if dst else ""
-    sku = _egress_path(src, dst)
+    sku = egress_sku(src, dst)
     row.update({
         "ChargeDescription": f"Data transfer out of {provider} {region}{to}: {what}, run {run.id} ({run.name}){note}",
         "PricingCategory": "Standard", "ServiceCategory": "Networking", "ServiceSubcategory": "Network Connectivity",
-        "ServiceName": EGRESS_SERVICES.get(provider, f"{provider_name(provider)} Data Transfer"),
+        "ServiceName": egress_service(provider),
         "RegionId": region or None, "RegionName": region or None,
         "ResourceId": resource, "ResourceName": run.name if resource_type == "GPU Cluster" else None,
         "ResourceType": resource_type if resource else None,

@@ -11,13 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from arbitrage.offers import PROVIDER_TIERS, Offer
+from arbitrage.offers import Offer
+from providers.registry import TIERS, tier_of
 
 if TYPE_CHECKING:
     from arbitrage.facts import Facts, Workload
-
-TIER_ORDER = ("hyperscaler", "specialised", "marketplace", "owned")
-
 
 @dataclass(frozen=True, slots=True)
 class Quote:
@@ -144,7 +142,7 @@ def _ratio(value: Quote | None, floor: float | None) -> float | None:
 
 def _tiers(rows: list[ProviderRow]) -> tuple[TierSpread, ...]:
     best: dict[str, tuple[Quote | None, Quote | None]] = {}
-    for tier in sorted({r.tier for r in rows}, key=lambda t: (TIER_ORDER.index(t) if t in TIER_ORDER else 99, t)):
+    for tier in sorted({r.tier for r in rows}, key=lambda t: (TIERS.index(t) if t in TIERS else 99, t)):
         members = [r for r in rows if r.tier == tier]
         best[tier] = (_cheapest(r.on_demand for r in members), _cheapest(r.spot for r in members))
     od_floor = min((od.usd_per_gpu_hour for od, _ in best.values() if od is not None), default=None)
@@ -165,7 +163,7 @@ def _section(model: str, offers: list[Offer], facts: Facts, reference: float | N
         sp = _cheapest(_quote(o, True, relative) for o in group)
         if od is None and sp is None:
             continue
-        rows.append(ProviderRow(provider, PROVIDER_TIERS.get(provider, "owned"), od, sp, len(group)))
+        rows.append(ProviderRow(provider, tier_of(provider), od, sp, len(group)))
 
     def row_key(r: ProviderRow) -> tuple:
         first = r.on_demand or r.spot
