@@ -24,8 +24,6 @@ import pytest
 
 from arbitrage.costmodel import Placement
 from arbitrage.errors import GpuarbError
-from arbitrage.jobspec import read_jobspec
-from arbitrage.launch import ray_backend
 from arbitrage.launch.backend import (
     Backend,
     BackendUnavailable,
@@ -35,15 +33,12 @@ from arbitrage.launch.backend import (
     LaunchError,
     LaunchRequest,
 )
-from arbitrage.launch.ray_backend import (
-    RayBackend,
-    classify,
-    entrypoint,
-    exit_signal,
-    job_env,
-    job_workdir,
-    submission_id,
-)
+from arbitrage.launch.ray import client as jobs_api
+from arbitrage.launch.ray import heads
+from arbitrage.launch.ray.backend import RayBackend
+from arbitrage.launch.ray.jobs import entrypoint, job_env, job_workdir, submission_id
+from arbitrage.launch.ray.status import classify, exit_signal
+from arbitrage.specfile import read_jobspec
 from tests.conftest import ROOT, make_offer
 
 HAS_RAY = importlib.util.find_spec("ray") is not None and importlib.util.find_spec("aiohttp") is not None
@@ -217,22 +212,22 @@ def test_backend_satisfies_the_protocol_and_names_its_fix_when_ray_is_missing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = RayBackend(state_dir=tmp_path)
     assert isinstance(backend, Backend) and backend.name == "local"
-    monkeypatch.setattr(ray_backend.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(BackendUnavailable, match=r"pip install 'ray\[default\]'"):
         backend.check()
 
 
 def test_default_state_dir_follows_gpuarb_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GPUARB_DATA_DIR", str(tmp_path))
-    assert ray_backend.default_state_dir() == tmp_path / "ray"
+    assert RayBackend().state_dir == tmp_path / "ray"
     monkeypatch.delenv("GPUARB_DATA_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert ray_backend.default_state_dir() == tmp_path / "xdg" / "gpuarb" / "ray"
+    assert RayBackend().state_dir == tmp_path / "xdg" / "gpuarb" / "ray"
 
 
 def test_long_state_dirs_get_a_short_ray_temp_dir(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60)
-    temp = RayBackend(state_dir=deep)._new_temp_dir()
+    temp = heads.new_temp_dir(deep)
     try:
         assert len(str(temp)) <= 40 and temp.is_dir()
     finally:
@@ -292,7 +287,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayBackend]:
 
 def procs_with_env(key: str, value: str) -> list[int]:
     """Pids of live processes whose environment has key=value (read from /proc via psutil)."""
-    psutil = ray_backend._psutil()
+    psutil = heads.psutil_module()
     found = []
     for p in psutil.process_iter():
         try:
@@ -305,7 +300,7 @@ def procs_with_env(key: str, value: str) -> list[int]:
 
 def head_leftovers(detail: dict[str, str]) -> list[str]:
     """Live processes of the head named in a handle's detail: by its marker, temp dir, or the leader's session."""
-    psutil = ray_backend._psutil()
+    psutil = heads.psutil_module()
     temp_dir, leader = detail["temp_dir"], int(detail["leader_pid"])
     left = []
     for p in psutil.process_iter(["cmdline"]):
@@ -314,7 +309,7 @@ def head_leftovers(detail: dict[str, str]) -> list[str]:
                 continue
             cmdline = " ".join(p.info["cmdline"] or [])
             if (p.pid == leader or temp_dir in cmdline or os.getsid(p.pid) == leader
-                    or p.environ().get(ray_backend.HEAD_MARKER_ENV) == temp_dir):
+                    or p.environ().get(heads.HEAD_MARKER_ENV) == temp_dir):
                 left.append(f"{p.pid} {cmdline[:80]}")
         except (psutil.Error, OSError):
             continue
@@ -432,7 +427,7 @@ def test_a_stop_gpuarb_did_not_ask_for_reads_preempted(head: RayBackend, tmp_pat
 @needs_ray
 def test_an_existing_cluster_is_used_by_address_and_never_stopped(head: RayBackend, tmp_path: Path,
                                                                   facts: Any) -> None:
-    url = head._ensure_head(CLUSTER)["dashboard_url"]
+    url = head.heads.ensure(CLUSTER)["dashboard_url"]
     attached = RayBackend(address=url, state_dir=tmp_path / "attached-state")
     attached.check()
     (tmp_path / "job").mkdir()
@@ -446,8 +441,8 @@ def test_an_existing_cluster_is_used_by_address_and_never_stopped(head: RayBacke
     assert (info.name, info.status, info.job_state) == ("gpuarb-attached-a1", "ATTACHED", JobState.RUNNING)
     attached.teardown(handle)  # stops the job gpuarb submitted, not the cluster
     assert attached.status(handle).state is JobState.CANCELLED
-    assert ray_backend._api_answers(url) and attached.clusters() == []
-    assert ray_backend._head_alive(head._find_state(CLUSTER)[0])
+    assert jobs_api.api_answers(url) and attached.clusters() == []
+    assert heads.head_alive(head.states.find(CLUSTER)[0])
 
 
 @needs_ray
@@ -478,7 +473,7 @@ def test_teardown_stops_its_head_and_nothing_else(head: RayBackend, tmp_path: Pa
 
 @needs_ray
 def test_an_unreachable_cluster_address_is_unavailable(tmp_path: Path) -> None:
-    port = ray_backend._free_ports(1)[0]
+    port = heads.free_ports(1)[0]
     backend = RayBackend(address=f"http://127.0.0.1:{port}", state_dir=tmp_path)
     with pytest.raises(BackendUnavailable, match=f"127.0.0.1:{port} is not reachable") as err:
         backend.check()

@@ -18,7 +18,6 @@ from conftest import make_offer
 
 from arbitrage.costmodel import Placement
 from arbitrage.errors import GpuarbError
-from arbitrage.jobspec import parse_jobspec_text
 from arbitrage.launch import skytask
 from arbitrage.launch.backend import (
     CLUSTER_CHECKPOINT_PATH,
@@ -37,6 +36,7 @@ from arbitrage.launch.skypilot_backend import (
     MANAGED_JOB_STATES,
     SkyPilotBackend,
 )
+from arbitrage.specfile import parse_jobspec_text
 
 sky = pytest.importorskip("sky")  # SkyPilot is an optional extra
 pytest.importorskip("sky.jobs")

@@ -7,17 +7,20 @@ All calls are synchronous and may block (a cloud launch takes minutes); the runn
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, runtime_checkable
 
-from arbitrage.errors import GpuarbError
+from arbitrage.errors import BackendUnavailable, CapacityError, LaunchError
 
 if TYPE_CHECKING:
-    from arbitrage.costmodel import Placement
+    from arbitrage.costmodel import CostBreakdown, Placement
     from arbitrage.jobspec import JobSpec
+
+__all__ = ["BackendUnavailable", "CapacityError", "LaunchError"]  # defined in arbitrage.errors
 
 # Every cluster gpuarb launches is named with this prefix, so `gpuarb reap` can find its own and no one else's.
 CLUSTER_PREFIX = "gpuarb-"
@@ -83,6 +86,14 @@ def gpuarb_envs(req: LaunchRequest) -> dict[str, str]:
     return envs
 
 
+def owned_capacity(placement: Placement) -> bool:
+    """Whether a placement is capacity the user owns (its provider's card has the ``owned`` tier, e.g. onprem)."""
+    from providers.registry import find
+
+    info = find(placement.offer.provider)
+    return info is not None and info.tier == "owned"
+
+
 @dataclass(frozen=True)
 class Handle:
     """What a launch left behind; enough to find the job again from another process (stored in the ledger)."""
@@ -92,6 +103,19 @@ class Handle:
     job_id: str | None = None
     managed: bool = False  # a SkyPilot managed job (its controller restarts it after preemption)
     detail: Mapping[str, str] = field(default_factory=dict)  # JSON-serialisable backend specifics
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object the ledger stores with an attempt (keys as every existing ledger has them)."""
+        return {"backend": self.backend, "cluster_name": self.cluster_name, "job_id": self.job_id,
+                "managed": self.managed, "detail": dict(self.detail)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Handle:
+        """A Handle back from its stored JSON object, for status/logs/down from another process."""
+        job_id = data.get("job_id")
+        return cls(backend=str(data["backend"]), cluster_name=str(data["cluster_name"]),
+                   job_id=None if job_id is None else str(job_id), managed=bool(data.get("managed")),
+                   detail=dict(data.get("detail") or {}))
 
 
 @dataclass(frozen=True)
@@ -115,23 +139,43 @@ class ClusterInfo:
     job_state: JobState | None = None
 
 
-class LaunchError(GpuarbError):
-    """A launch failed; the message is one line naming the placement and the backend's reason."""
+@dataclass(frozen=True)
+class BackendOptions:
+    """What gpuarb tells a backend it makes (from the command line); each backend takes what applies to it."""
 
-
-class CapacityError(LaunchError):
-    """No capacity, quota or resource unavailable for this placement: the runner fails over to the next one."""
-
-
-class BackendUnavailable(GpuarbError):
-    """The backend cannot be used here (package not installed, server unreachable); one-line reason."""
+    data_dir: Path  # gpuarb's data directory; a backend keeps any state of its own in a subdirectory
+    address: str | None = None  # an existing cluster to run on (--ray-address); a backend without one refuses it
+    progress: TextIO | None = None  # where launch progress is streamed (stderr in the CLI); None: wait silently
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """A place that runs jobs. Implementations: skypilot_backend.SkyPilotBackend, ray_backend.RayBackend."""
+    """A place that runs jobs; the registry (backends.py) names them. Implementations: skypilot_backend.py,
+    ray/ (local Ray), fake.py (scripted, for tests).
+
+    The capability flags say what the runner and `gpuarb run` may assume, so no code asks for a backend's name.
+    """
 
     name: str
+    # True: each placement runs where the plan put it (a cloud), so failover moves between placements. False:
+    # every job runs on the backend's own machines (this one, or a cluster it attaches to), so a run takes one
+    # placement, owned capacity when the plan has it, else a rehearsal of #1, accounted at that price.
+    pins_placement: bool
+    # True: checkpoints go to a directory on this machine (the spec's own, or one per run under gpuarb's data
+    # dir); False: to the spec's bucket, mounted at CLUSTER_CHECKPOINT_PATH on the cluster.
+    local_checkpoints: bool
+
+    @classmethod
+    def from_options(cls, options: BackendOptions) -> Backend:
+        """Make one from the command line's options; raise UsageError for an option it cannot use."""
+
+    def launch_key(self, placement: Placement) -> Hashable | None:
+        """What a launch of ``placement`` really pins: placements with equal keys are one launch to this backend
+        (failover skips repeats); None means the backend cannot launch that placement at all."""
+
+    def accounting_note(self, cost: CostBreakdown) -> str | None:
+        """One line `gpuarb run` says before launching ``cost``'s placement when the run is not what the plan
+        priced (a rehearsal on this machine, owned capacity); None when it is."""
 
     def check(self) -> None:
         """Raise BackendUnavailable with a one-line reason when this backend cannot run here."""
@@ -156,7 +200,3 @@ class Backend(Protocol):
 
     def clusters(self) -> list[ClusterInfo]:
         """Clusters this backend knows whose names start with CLUSTER_PREFIX."""
-
-
-# Optional on a backend: ``launch_key(placement) -> Hashable | None``. Placements with equal keys are one launch
-# to this backend (failover skips repeats); None means the backend cannot launch that placement at all.

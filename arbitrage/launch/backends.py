@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
+from typing import TextIO
 
-from arbitrage.errors import SpecError
-from arbitrage.launch.backend import Backend
+from arbitrage.errors import UsageError
+from arbitrage.launch.backend import Backend, BackendOptions
 
 # name -> (module, class); a new backend is one module implementing Backend plus one line here.
 BACKENDS: dict[str, tuple[str, str]] = {
     "skypilot": ("arbitrage.launch.skypilot_backend", "SkyPilotBackend"),
-    "local": ("arbitrage.launch.ray_backend", "RayBackend"),
+    "local": ("arbitrage.launch.ray.backend", "RayBackend"),
 }
 
 
-def make_backend(name: str, *, state_dir: Path, ray_address: str | None = None) -> Backend:
-    """Instantiate a backend by name; the local backend keeps its Ray heads' state under ``state_dir``."""
-    import importlib
-
+def backend_class(name: str) -> type[Backend]:
+    """The class registered as ``name`` (importing its module); UsageError naming the choices when unknown."""
     if name not in BACKENDS:
-        raise SpecError(f"--backend: unknown backend {name!r} ({', '.join(BACKENDS)})")
+        raise UsageError(f"--backend: unknown backend {name!r} ({', '.join(BACKENDS)})")
     module_name, class_name = BACKENDS[name]
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if name == "local":
-        return cls(address=ray_address, state_dir=state_dir / "ray")
-    if ray_address:
-        raise SpecError("--ray-address only applies to --backend local")
-    import sys
+    cls: type[Backend] = getattr(importlib.import_module(module_name), class_name)
+    return cls
 
-    return cls(progress=sys.stderr)  # SkyPilot's provisioning progress goes to stderr; results to stdout
+
+def make_backend(name: str, *, state_dir: Path, ray_address: str | None = None,
+                 progress: TextIO | None = None) -> Backend:
+    """Instantiate a backend by name from the command line's options (each backend takes what applies to it).
+
+    ``state_dir`` is gpuarb's data directory; ``progress`` (default: stderr at call time) receives launch progress,
+    so results on stdout stay clean.
+    """
+    cls = backend_class(name)
+    options = BackendOptions(data_dir=state_dir, address=ray_address,
+                             progress=progress if progress is not None else sys.stderr)
+    return cls.from_options(options)

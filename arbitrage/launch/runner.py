@@ -8,7 +8,7 @@ foreground CLI follow one code path. Time and sleep are injected: the lifecycle 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,32 +25,11 @@ from arbitrage.launch.backend import (
     JobState,
     LaunchError,
     LaunchRequest,
+    owned_capacity,
 )
-from arbitrage.ledger import (
-    EV_BUDGET_STOPPED,
-    EV_CANCELLED,
-    EV_FAILED,
-    EV_FAILED_OVER,
-    EV_FINISHED,
-    EV_INTERRUPTED,
-    EV_LAUNCH_FAILED,
-    EV_NOTE,
-    EV_PREEMPTED,
-    EV_RESUMED,
-    EV_TORN_DOWN,
-    RUN_BUDGET_STOPPED,
-    RUN_CANCELLED,
-    RUN_FAILED,
-    RUN_INTERRUPTED,
-    RUN_LAUNCHING,
-    RUN_NO_CAPACITY,
-    RUN_RECOVERING,
-    RUN_RUNNING,
-    RUN_SUCCEEDED,
-    Ledger,
-    PlacementRow,
-)
+from arbitrage.ledger import Ledger, PlacementRow
 from arbitrage.offers import Offer
+from arbitrage.runstate import EventKind, RunState
 
 if TYPE_CHECKING:
     from arbitrage.jobspec import JobSpec
@@ -108,14 +87,14 @@ def _is_bucket(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
-def checkpoint_plan(spec: JobSpec, run_id: str, *, local: bool, root: Path | None) -> CheckpointPlan | None:
-    """Where the job's checkpoints persist and where it sees them.
+def checkpoint_plan(spec: JobSpec, run_id: str, *, backend: Backend, root: Path | None) -> CheckpointPlan | None:
+    """Where the job's checkpoints persist and where it sees them, on ``backend``.
 
-    Cloud backends mount the spec's bucket URI at a fixed path. The local backend uses a local directory:
-    the spec's own (file:// or a path, relative to the spec file) or one per run under ``root``.
+    Cloud backends mount the spec's bucket URI at a fixed path. A backend with ``local_checkpoints`` uses a local
+    directory: the spec's own (file:// or a path, relative to the spec file) or one per run under ``root``.
     """
     interval = spec.checkpoint.interval_minutes if spec.checkpoint else 10.0
-    if not local:
+    if not backend.local_checkpoints:
         if spec.checkpoint is None:
             return None
         return CheckpointPlan(uri=spec.checkpoint.uri, mount_path=CLUSTER_CHECKPOINT_PATH, interval_minutes=interval)
@@ -167,10 +146,10 @@ class Runner:
             self.backend.teardown(handle)
         except Exception as exc:  # a failed teardown must be loud, never lost
             message = f"teardown of {handle.cluster_name} failed: {_one_line(exc)}; run `gpuarb down {run_id}`"
-            self._record(run_id, EV_NOTE, message, attempt=n)
+            self._record(run_id, EventKind.NOTE, message, attempt=n)
             self.say(f"warning: {message}")
             return
-        self._record(run_id, EV_TORN_DOWN, f"{handle.cluster_name} torn down", attempt=n)
+        self._record(run_id, EventKind.TORN_DOWN, f"{handle.cluster_name} torn down", attempt=n)
 
     # -- the lifecycle -----------------------------------------------------------------------------
 
@@ -185,22 +164,23 @@ class Runner:
             if position >= len(ranks):
                 tried = ", ".join(rows[r].label for r in ranks) or "no placement"
                 message = f"no capacity on any of {len(ranks)} placements tried ({tried})"
-                self._record(run_id, EV_FAILED, message, state=RUN_NO_CAPACITY)
-                return RUN_NO_CAPACITY
+                self._record(run_id, EventKind.FAILED, message, state=RunState.NO_CAPACITY)
+                return RunState.NO_CAPACITY
             row = rows[ranks[position]]
             outcome = self._attempt(run_id, spec, row, resume=launched_before)
             if outcome == "capacity":
                 position += 1
                 if position < len(ranks):
-                    self._record(run_id, EV_FAILED_OVER, f"trying #{position + 1}: {rows[ranks[position]].label}")
+                    self._record(run_id, EventKind.FAILED_OVER,
+                                 f"trying #{position + 1}: {rows[ranks[position]].label}")
                 continue
             launched_before = True
             if outcome in ("preempted", "switch"):
                 restarts += 1
                 if restarts > self.options.max_restarts:
                     message = f"gave up after {self.options.max_restarts} restarts (max_restarts)"
-                    self._record(run_id, EV_FAILED, message, state=RUN_FAILED)
-                    return RUN_FAILED
+                    self._record(run_id, EventKind.FAILED, message, state=RunState.FAILED)
+                    return RunState.FAILED
                 if outcome == "switch" or (row.spot and self._spot_decision(run_id, spec, row) == "on_demand"):
                     on_demand = next((r.rank for r in rows if not r.spot), None)
                     if on_demand is not None and on_demand not in ranks:
@@ -208,8 +188,8 @@ class Runner:
                     fallback = None if on_demand is None else ranks.index(on_demand)
                     if fallback is not None and fallback != position:
                         position = fallback
-                        self._record(run_id, EV_NOTE, f"deadline at risk: resuming on-demand on #{fallback + 1}: "
-                                                      f"{rows[ranks[fallback]].label}")
+                        self._record(run_id, EventKind.NOTE, f"deadline at risk: resuming on-demand on "
+                                                             f"#{fallback + 1}: {rows[ranks[fallback]].label}")
                 continue
             return outcome
 
@@ -244,8 +224,8 @@ class Runner:
         now = self.clock()
         n = self.ledger.start_attempt(run_id, row.rank, lambda k: cluster_name(run_id, k), now)
         name = cluster_name(run_id, n)
-        local = self.backend.name == "local"
-        ckpt = checkpoint_plan(spec, run_id, local=local, root=self.options.checkpoint_root)
+        local = self.backend.local_checkpoints
+        ckpt = checkpoint_plan(spec, run_id, backend=self.backend, root=self.options.checkpoint_root)
         if ckpt is not None and local:
             Path(ckpt.mount_path).mkdir(parents=True, exist_ok=True)
         req = LaunchRequest(run_id=run_id, attempt=n, cluster_name=name, spec=spec,
@@ -257,24 +237,22 @@ class Runner:
         try:
             handle = self.backend.launch(req)
         except CapacityError as exc:
-            self._end(run_id, n, "no-capacity", _one_line(exc), kind=EV_LAUNCH_FAILED)
+            self._end(run_id, n, "no-capacity", _one_line(exc), kind=EventKind.LAUNCH_FAILED)
             self.say(f"no capacity: {_one_line(exc)}")
             self._teardown_by_name(run_id, name, n)
             return "capacity"
         except LaunchError as exc:
-            self._end(run_id, n, "launch-error", _one_line(exc), kind=EV_FAILED, state=RUN_FAILED)
+            self._end(run_id, n, "launch-error", _one_line(exc), kind=EventKind.FAILED, state=RunState.FAILED)
             self.say(f"launch failed: {_one_line(exc)}")
             self._teardown_by_name(run_id, name, n)
-            return RUN_FAILED
+            return RunState.FAILED
         self.handle = handle
-        handle_data = {"backend": handle.backend, "cluster_name": handle.cluster_name, "job_id": handle.job_id,
-                       "managed": handle.managed, "detail": dict(handle.detail)}
         where = "" if ckpt is None else f"; checkpoints in {ckpt.mount_path if local else ckpt.uri}"
-        self.ledger.attempt_launched(run_id, n, handle_data, self.clock(),
+        self.ledger.attempt_launched(run_id, n, handle.to_dict(), self.clock(),
                                      f"{row.label} as {handle.cluster_name}{where}")
         self._crash_hook("launched")
         if resume:
-            self._record(run_id, EV_RESUMED, "resumed from the last checkpoint", attempt=n)
+            self._record(run_id, EventKind.RESUMED, "resumed from the last checkpoint", attempt=n)
         else:
             self.ledger.charge_egress(run_id, egress_in_usd=row.egress_in_usd)
         result = self._watch(run_id, spec, n, handle, row)
@@ -301,17 +279,17 @@ class Runner:
                            f"(pending timeout {self.options.pending_timeout_minutes:g} min); treated as no capacity")
                 self.say(message)
                 self._stop(handle)
-                self._end(run_id, n, "no-capacity", message, kind=EV_LAUNCH_FAILED, state=RUN_LAUNCHING)
+                self._end(run_id, n, "no-capacity", message, kind=EventKind.LAUNCH_FAILED, state=RunState.LAUNCHING)
                 self._teardown(run_id, handle, n)
                 return "capacity"
-            if self.ledger.run(run_id).state == RUN_CANCELLED:  # `gpuarb down` from another process
-                self._end(run_id, n, "cancelled", "cancelled by gpuarb down", kind=EV_CANCELLED)
+            if self.ledger.run(run_id).state == RunState.CANCELLED:  # `gpuarb down` from another process
+                self._end(run_id, n, "cancelled", "cancelled by gpuarb down", kind=EventKind.CANCELLED)
                 self._teardown(run_id, handle, n)
-                return RUN_CANCELLED
+                return RunState.CANCELLED
             if status.restarts > seen_restarts:  # a managed job recovered on its own
                 for _ in range(status.restarts - seen_restarts):
-                    self._record(run_id, EV_PREEMPTED, status.message or "preempted; the backend is recovering",
-                                 attempt=n, state=RUN_RECOVERING)
+                    self._record(run_id, EventKind.PREEMPTED, status.message or "preempted; the backend is recovering",
+                                 attempt=n, state=RunState.RECOVERING)
                 seen_restarts = status.restarts
                 self.ledger.set_restarts(run_id, n, seen_restarts)
                 recovering = True
@@ -320,37 +298,38 @@ class Runner:
                     message = "deadline at risk after a preemption: leaving spot for on-demand"
                     self.say(message)
                     self._stop(handle)
-                    self._end(run_id, n, "switched", message, kind=EV_NOTE, state=RUN_RECOVERING,
+                    self._end(run_id, n, "switched", message, kind=EventKind.NOTE, state=RunState.RECOVERING,
                               restarts=seen_restarts)
                     self._teardown(run_id, handle, n)
                     return "switch"
                 if seen_restarts > self.options.max_restarts:
                     message = f"gave up after {self.options.max_restarts} restarts (max_restarts)"
                     self._stop(handle)
-                    self._end(run_id, n, "restarts-exceeded", message, kind=EV_FAILED, state=RUN_FAILED,
+                    self._end(run_id, n, "restarts-exceeded", message, kind=EventKind.FAILED, state=RunState.FAILED,
                               restarts=seen_restarts)
                     self._teardown(run_id, handle, n)
-                    return RUN_FAILED
+                    return RunState.FAILED
             if recovering and status.state == JobState.RUNNING:
-                self._record(run_id, EV_RESUMED, "running again after recovery", attempt=n, state=RUN_RUNNING)
+                self._record(run_id, EventKind.RESUMED, "running again after recovery", attempt=n,
+                             state=RunState.RUNNING)
                 recovering = False
             if status.state == JobState.SUCCEEDED:
                 self.ledger.charge_egress(run_id, egress_out_usd=row.egress_out_usd)
-                self._end(run_id, n, "succeeded", status.message or "job finished", kind=EV_FINISHED,
-                          state=RUN_SUCCEEDED, restarts=seen_restarts)
+                self._end(run_id, n, "succeeded", status.message or "job finished", kind=EventKind.FINISHED,
+                          state=RunState.SUCCEEDED, restarts=seen_restarts)
                 self._teardown(run_id, handle, n)
-                return RUN_SUCCEEDED
+                return RunState.SUCCEEDED
             if status.state == JobState.PREEMPTED:
                 self._end(run_id, n, "preempted", status.message or "job stopped from outside",
-                          kind=EV_PREEMPTED, state=RUN_RECOVERING, restarts=seen_restarts)
+                          kind=EventKind.PREEMPTED, state=RunState.RECOVERING, restarts=seen_restarts)
                 self.say(f"preempted: {status.message or 'job stopped from outside'}; resuming")
                 self._teardown(run_id, handle, n)
                 return "preempted"
             if status.state in (JobState.FAILED, JobState.CANCELLED):
                 outcome = "failed" if status.state == JobState.FAILED else "cancelled"
-                state = RUN_FAILED if status.state == JobState.FAILED else RUN_CANCELLED
+                state = RunState.FAILED if status.state == JobState.FAILED else RunState.CANCELLED
                 self._end(run_id, n, outcome, status.message or f"job {outcome}",
-                          kind=EV_FAILED if state == RUN_FAILED else EV_CANCELLED, state=state,
+                          kind=EventKind.FAILED if state == RunState.FAILED else EventKind.CANCELLED, state=state,
                           restarts=seen_restarts)
                 self._teardown(run_id, handle, n)
                 return state
@@ -359,10 +338,10 @@ class Runner:
                 message = f"budget reached: ${spent:,.2f} spent of ${budget:,.2f} (max_total_usd)"
                 self.say(message)
                 self._stop(handle)
-                self._end(run_id, n, "budget-stopped", message, kind=EV_BUDGET_STOPPED, state=RUN_BUDGET_STOPPED,
-                          restarts=seen_restarts)
+                self._end(run_id, n, "budget-stopped", message, kind=EventKind.BUDGET_STOPPED,
+                          state=RunState.BUDGET_STOPPED, restarts=seen_restarts)
                 self._teardown(run_id, handle, n)
-                return RUN_BUDGET_STOPPED
+                return RunState.BUDGET_STOPPED
             self.sleep(self.options.poll_seconds)
 
     def _stop(self, handle: Handle) -> None:
@@ -375,27 +354,50 @@ class Runner:
         """The supervisor is stopping (Ctrl-C, SIGTERM): tear the cluster down, or say loudly that it is left up."""
         handle, n = self.handle, self.attempt
         if handle is None or n is None:
-            self._record(run_id, EV_INTERRUPTED, "interrupted before launch", attempt=n, state=RUN_INTERRUPTED)
+            self._record(run_id, EventKind.INTERRUPTED, "interrupted before launch", attempt=n,
+                         state=RunState.INTERRUPTED)
             if n is not None:
                 self._teardown_by_name(run_id, cluster_name(run_id, n), n)
             return
         if teardown:
             self._stop(handle)
-            self._end(run_id, n, "interrupted", "interrupted; cluster torn down", kind=EV_INTERRUPTED,
-                      state=RUN_INTERRUPTED)
+            self._end(run_id, n, "interrupted", "interrupted; cluster torn down", kind=EventKind.INTERRUPTED,
+                      state=RunState.INTERRUPTED)
             self._teardown(run_id, handle, n)
         else:
             message = (f"supervisor stopped; {handle.cluster_name} left running: "
                        f"`gpuarb down {run_id}` stops it, `gpuarb reap` finds it")
-            self._record(run_id, EV_NOTE, message, attempt=n, state=RUN_RUNNING)
+            self._record(run_id, EventKind.NOTE, message, attempt=n, state=RunState.RUNNING)
             self.ledger.set_supervisor(run_id, None, None)
 
 
-def handle_from_attempt(data: Mapping[str, object]) -> Handle:
-    """The Handle stored with an attempt in the ledger, rebuilt for status/logs/down from another process."""
-    return Handle(backend=str(data["backend"]), cluster_name=str(data["cluster_name"]),
-                  job_id=None if data.get("job_id") is None else str(data["job_id"]),
-                  managed=bool(data.get("managed")), detail=dict(data.get("detail") or {}))  # type: ignore[call-overload]
+def launchable(backend: Backend, placements: Sequence[CostBreakdown],
+               limit: int) -> tuple[list[CostBreakdown], list[str]]:
+    """Up to ``limit`` planned placements the backend can launch, one per distinct launch; and why others were
+    skipped.
+
+    A backend that does not pin placements runs one: owned capacity when the plan has it, else a rehearsal of #1.
+    Otherwise placements with equal ``launch_key`` are one launch (the first is kept), and a None key is skipped.
+    """
+    if not backend.pins_placement:
+        owned = [c for c in placements if owned_capacity(c.placement)]
+        return list(owned or placements)[:1], []
+    chosen: list[CostBreakdown] = []
+    seen: set[object] = set()
+    skipped: list[str] = []
+    for cost in placements:
+        if len(chosen) >= limit:
+            break
+        key = backend.launch_key(cost.placement)
+        if key is None:
+            o = cost.placement.offer
+            skipped.append(f"{o.provider} {o.instance_type}: {backend.name} cannot launch it")
+            continue
+        if key in seen:
+            continue  # e.g. AWS zones of one region: the same SkyPilot launch
+        seen.add(key)
+        chosen.append(cost)
+    return chosen, skipped
 
 
 def _one_line(exc: BaseException) -> str:

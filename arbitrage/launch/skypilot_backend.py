@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
-from arbitrage.errors import GpuarbError
+from arbitrage.errors import GpuarbError, UsageError
 from arbitrage.launch import skytask
 from arbitrage.launch.backend import (
     CLUSTER_PREFIX,
+    BackendOptions,
     BackendUnavailable,
     CapacityError,
     ClusterInfo,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Hashable
     from types import ModuleType
 
-    from arbitrage.costmodel import Placement
+    from arbitrage.costmodel import CostBreakdown, Placement
 
 NAME = "skypilot"
 INSTALL_HINT = "skypilot is not installed: pip install 'gpuarb[launch]'"
@@ -195,11 +196,20 @@ class SkyPilotBackend:
     """The Backend protocol over SkyPilot's Python SDK (0.14): clusters for on-demand, managed jobs for spot."""
 
     name = NAME
+    pins_placement = True  # each placement is pinned: cloud, region/zone, instance type
+    local_checkpoints = False  # the spec's bucket, mounted on the cluster
 
     def __init__(self, progress: TextIO | None = None, clock: Callable[[], datetime] = _now_utc) -> None:
         """``progress``: where SkyPilot's launch progress is streamed (None: wait silently); ``clock`` for idle."""
         self._progress = progress
         self._clock = clock
+
+    @classmethod
+    def from_options(cls, options: BackendOptions) -> SkyPilotBackend:
+        """SkyPilot picks its own API server; a Ray cluster address means nothing to it."""
+        if options.address:
+            raise UsageError("--ray-address only applies to --backend local")
+        return cls(progress=options.progress)
 
     # -- plumbing ---------------------------------------------------------------------------------------
     def _sky(self) -> ModuleType:
@@ -248,6 +258,10 @@ class SkyPilotBackend:
             return None
         return (sky_pin.infra, sky_pin.instance_type, sky_pin.accelerator, sky_pin.count, placement.spot,
                 placement.nodes)
+
+    def accounting_note(self, cost: CostBreakdown) -> str | None:
+        """Nothing to add: the run is launched on the placement the plan priced."""
+        return None
 
     def render(self, req: LaunchRequest) -> str:
         """The task YAML this backend launches for ``req``."""
