@@ -45,19 +45,16 @@ def time_process(args: list[str], runs: int) -> list[float]:
 
 def time_in_process(runs: int) -> tuple[float, float, int]:
     """(median seconds to load the snapshot, median seconds to plan, offers) inside one process."""
-    from arbitrage.facts import load_facts
-    from arbitrage.jobspec import read_jobspec
-    from arbitrage.planner import plan
-    from providers.snapshot import load_snapshot
+    from arbitrage import app
 
-    facts = load_facts()
-    spec = read_jobspec(str(ROOT / SPEC), facts)
+    facts = app.load_facts()
+    spec = app.read_spec(str(ROOT / SPEC), facts)
     loads, plans, offers = [], [], []
     for _ in range(runs):
         t0 = time.perf_counter()
-        offers = load_snapshot(facts)
+        offers = app.load_snapshot(facts)
         t1 = time.perf_counter()
-        plan(spec, offers, facts, datetime.now(timezone.utc))
+        app.plan_offers(spec, offers, facts, datetime.now(timezone.utc))
         t2 = time.perf_counter()
         loads.append(t1 - t0)
         plans.append(t2 - t1)

@@ -13,12 +13,12 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from arbitrage import app
 from arbitrage.baselines import cheapest_listed, naive
 from arbitrage.costmodel import CostBreakdown, Placement, estimate
 from arbitrage.facts import Facts, Workload
 from arbitrage.jobspec import AcceleratorChoice, Checkpoint, DataLocation, Deadline, JobSpec, SpotPolicy, Work
 from arbitrage.offers import Offer
-from arbitrage.planner import plan
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 # (accelerator choices, GPUs per node); any-of sets are what people write for a fine-tune or a pretrain.
@@ -115,7 +115,7 @@ def evaluate(jobs: list[JobSpec], offers: list[Offer], facts: Facts) -> list[Job
     """Plan every job and cost the baselines."""
     results = []
     for spec in jobs:
-        planned = plan(spec, offers, facts, NOW)
+        planned = app.plan_offers(spec, offers, facts, NOW)
         results.append(JobResult(spec, planned.deadline_hours, planned.best,
                                  brute_force(spec, offers, facts, planned.deadline_hours),
                                  # "always on-demand": a spot-only job's owner would run it on-demand there
@@ -161,11 +161,8 @@ def _saving(base: CostBreakdown | None, ours: CostBreakdown | None) -> str:
 
 def run(count: int = 40, seed: int = 6) -> str:
     """Markdown section: per-job table and totals."""
-    from arbitrage.facts import load_facts
-    from providers.snapshot import load_snapshot
-
-    facts = load_facts()
-    offers = load_snapshot(facts)
+    facts = app.load_facts()
+    offers = app.load_snapshot(facts)
     results = evaluate(make_jobs(count, seed, facts), offers, facts)
     lines = [
         "## Plan quality",

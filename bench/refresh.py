@@ -87,18 +87,17 @@ def _aws_sdk() -> tuple[dict[str, Any], list[Any]]:
 
 
 def _refresh(providers: list[str], cache_dir: str) -> tuple[float, dict[str, int]]:
-    from arbitrage.facts import load_facts
+    from arbitrage import app
     from providers.base import FetchContext
     from providers.fetch import collect_offers
-    from providers.snapshot import load_snapshot
 
-    facts = load_facts()
+    facts = app.load_facts()
     endpoints, servers = _http_servers()
     sdk, stubbers = _aws_sdk()
     try:
         ctx = FetchContext(facts=facts, now=sdk.pop("now"), env={**KEYS, "GPUARB_CACHE_DIR": cache_dir},
                            endpoints=endpoints, sdk=sdk, retries=0, timeout_s=10.0)
-        snapshot = load_snapshot(facts)
+        snapshot = app.load_snapshot(facts)
         start = time.perf_counter()
         _, statuses = collect_offers(snapshot, "live", ctx, providers)
         elapsed = time.perf_counter() - start

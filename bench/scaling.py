@@ -39,11 +39,10 @@ def _rss_mib() -> float:
 
 def synthetic_offers(count: int, seed: int) -> list[Any]:
     """``count`` offers built from the snapshot's, each copy in its own region, prices jittered."""
-    from arbitrage.facts import load_facts
+    from arbitrage import app
     from arbitrage.offers import Offer
-    from providers.snapshot import load_snapshot
 
-    base = load_snapshot(load_facts())
+    base = app.load_snapshot(app.load_facts())
     rng = random.Random(seed)
     offers = []
     for i in range(count):
@@ -61,12 +60,10 @@ def synthetic_offers(count: int, seed: int) -> list[Any]:
 
 def child(count: int, seed: int, profile: bool) -> dict[str, Any]:
     """Build a catalog of ``count`` offers and plan the example job over it; numbers for the parent."""
-    from arbitrage.facts import load_facts
-    from arbitrage.jobspec import read_jobspec
-    from arbitrage.planner import plan
+    from arbitrage import app
 
-    facts = load_facts()
-    spec = read_jobspec(str(ROOT / SPEC), facts)
+    facts = app.load_facts()
+    spec = app.read_spec(str(ROOT / SPEC), facts)
     now = datetime(2026, 11, 23, tzinfo=timezone.utc)
     rss_start = _rss_mib()
     t0 = time.perf_counter()
@@ -81,7 +78,7 @@ def child(count: int, seed: int, profile: bool) -> dict[str, Any]:
 
         prof = cProfile.Profile()
         prof.enable()
-        plan(spec, offers, facts, now)
+        app.plan_offers(spec, offers, facts, now)
         prof.disable()
         stats = pstats.Stats(prof)
         total = stats.total_tt  # type: ignore[attr-defined]
@@ -90,7 +87,7 @@ def child(count: int, seed: int, profile: bool) -> dict[str, Any]:
                              in rows]
         return result
     t2, c2 = time.perf_counter(), time.process_time()
-    planned = plan(spec, offers, facts, now)
+    planned = app.plan_offers(spec, offers, facts, now)
     t3, c3 = time.perf_counter(), time.process_time()
     result.update(plan_s=t3 - t2, plan_cpu_s=c3 - c2, rss_peak_mib=_rss_mib(), candidates=planned.candidates,
                   feasible=len(planned.placements),

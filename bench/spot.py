@@ -69,11 +69,10 @@ class Tally:
 
 def _prices() -> tuple[float, float, str]:
     """(on-demand, spot) USD per hour of one 8xH100 node from the bundled snapshot, and where they came from."""
-    from arbitrage.facts import load_facts
-    from providers.snapshot import load_snapshot
+    from arbitrage import app
 
     provider, region, zone, instance = PRICE_OFFER
-    for o in load_snapshot(load_facts()):
+    for o in app.load_snapshot(app.load_facts()):
         if (o.provider, o.region, o.zone, o.instance_type) == PRICE_OFFER:
             assert o.on_demand_usd_per_hour is not None and o.spot_usd_per_hour is not None
             label = (f"{provider} {instance} in {region}/{zone}: on-demand ${o.on_demand_usd_per_hour:.2f}/h, spot "
@@ -84,17 +83,17 @@ def _prices() -> tuple[float, float, str]:
 
 
 def _restart_hours(provider: str) -> float:
-    from arbitrage.facts import load_facts
+    from arbitrage import app
 
-    facts = load_facts()
+    facts = app.load_facts()
     rule = facts.preemption_for(provider, "any")
     return (rule.restart_minutes if rule else facts.assumptions.default_restart_minutes) / 60
 
 
 def _rate(provider: str) -> float:
-    from arbitrage.facts import load_facts
+    from arbitrage import app
 
-    facts = load_facts()
+    facts = app.load_facts()
     rule = facts.preemption_for(provider, "any")
     return rule.preemptions_per_hour if rule else facts.assumptions.default_preemptions_per_hour
 

@@ -14,25 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from arbitrage.errors import MissingCredentials, NoCapacity, ProviderError
 from arbitrage.facts import Facts
 from arbitrage.offers import Offer
 
-
-class ProviderError(Exception):
-    """A provider's API failed or answered something unusable; the message is one line."""
-
-    def __init__(self, provider: str, message: str) -> None:
-        super().__init__(f"{provider}: {message}")
-        self.provider = provider
-        self.message = message
-
-
-class NoCapacity(ProviderError):
-    """The provider answered, and nothing can be bought now (sold out everywhere): a real, empty answer."""
-
-
-class MissingCredentials(ProviderError):
-    """No credentials were found where the provider's SDK/docs say to look; the provider is skipped."""
+# Defined in arbitrage.errors (one tree); adapters import them from here.
+__all__ = ["MissingCredentials", "NoCapacity", "ProviderError"]
 
 
 @dataclass(frozen=True)

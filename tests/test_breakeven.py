@@ -10,7 +10,7 @@ from conftest import make_offer
 from typer.testing import CliRunner
 
 from arbitrage.cli import app
-from arbitrage.errors import DataError, SpecError
+from arbitrage.errors import DataError, UsageError
 from arbitrage.report.breakeven import Ownership, Rental, cheapest_rental, compare, validate
 from arbitrage.report.ownership import load_ownership, parse_ownership
 
@@ -82,9 +82,9 @@ def test_fractional_years_end_on_the_period() -> None:
     ({"purchase_usd": float("nan")}, "--purchase-usd"),
 ])
 def test_bad_inputs_name_the_option(change: dict, needle: str) -> None:
-    with pytest.raises(SpecError, match=needle):
+    with pytest.raises(UsageError, match=needle):
         validate(own(**change), 2.0)
-    with pytest.raises(SpecError, match="rental"):
+    with pytest.raises(UsageError, match="rental"):
         validate(own(), 0.0)
 
 

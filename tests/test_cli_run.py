@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_runner import DONE, RUNNING, ScriptedBackend
+from test_runner import DONE, RUNNING
 from typer.testing import CliRunner
 
-from arbitrage import cli_run
+from arbitrage import app as usecases
 from arbitrage import ledger as L
 from arbitrage.cli import app
 from arbitrage.launch.backend import ClusterInfo, JobState, JobStatus
+from arbitrage.launch.fake import FakeBackend as ScriptedBackend
+from arbitrage.runstate import RunState
 
 SPEC = str(ROOT / "jobspecs" / "llama3-8b-finetune.yaml")
 cli = CliRunner()
@@ -28,7 +30,7 @@ def data_dir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture()
 def backend(monkeypatch, data_dir) -> ScriptedBackend:
     scripted = ScriptedBackend(scripts=[[RUNNING, DONE]] * 5)
-    monkeypatch.setattr(cli_run, "_backend", lambda name, ray_address=None, check=True: scripted)
+    monkeypatch.setattr(usecases, "make_backend", lambda name, ray_address=None, check=True: scripted)
     return scripted
 
 
@@ -65,7 +67,7 @@ def test_no_capacity_on_every_tried_placement_exits_3(backend, data_dir, monkeyp
 
             raise CapacityError(f"{req.placement.offer.instance_type}: out of capacity")
 
-    monkeypatch.setattr(cli_run, "_backend", lambda name, ray_address=None, check=True: NoCapacity())
+    monkeypatch.setattr(usecases, "make_backend", lambda name, ray_address=None, check=True: NoCapacity())
     result = invoke("run", SPEC, "--max-failovers", "2", "--poll-seconds", "0.05")
     assert result.exit_code == 3
     assert "no capacity on any of 3 placements" in result.output
@@ -131,7 +133,7 @@ def test_zombie_rules():
     from arbitrage.ledger import AttemptRow, RunRow
 
     now = datetime(2026, 11, 23, tzinfo=timezone.utc)
-    run = RunRow(id="r", name="n", spec_path="p", spec_text="", backend="skypilot", state=L.RUN_RUNNING,
+    run = RunRow(id="r", name="n", spec_path="p", spec_text="", backend="skypilot", state=RunState.RUNNING,
                  created_at=now, updated_at=now, ended_at=None, currency="USD", budget_total_usd=None,
                  budget_hourly_usd=None, expected_total_usd=None, expected_hours=None, egress_in_usd=0,
                  egress_out_usd=0, supervisor_pid=__import__("os").getpid(),
@@ -139,38 +141,11 @@ def test_zombie_rules():
     attempt = AttemptRow(run_id="r", n=1, rank=0, cluster_name="c", handle=None, started_at=now, running_at=now,
                          ended_at=None, outcome=None, message="", restarts=0)
     busy = ClusterInfo(name="c", backend="skypilot", status="UP", idle_minutes=5)
-    assert cli_run._zombie_reason(busy, (run, attempt), 60) is None
+    assert usecases._zombie_reason(busy, (run, attempt), 60) is None
     idle = ClusterInfo(name="c", backend="skypilot", status="UP", idle_minutes=90)
-    assert "idle for 90 min" in cli_run._zombie_reason(idle, (run, attempt), 60)
+    assert "idle for 90 min" in usecases._zombie_reason(idle, (run, attempt), 60)
     orphan = RunRow(**{**run.__dict__, "supervisor_pid": 2**22 + 12345})
-    assert "no live supervisor" in cli_run._zombie_reason(busy, (orphan, attempt), 60)
-
-
-def test_failover_list_skips_repeats_and_placements_the_backend_cannot_launch():
-    from conftest import make_offer
-
-    from arbitrage.costmodel import CostBreakdown, Placement
-
-    def cost(**kw) -> CostBreakdown:
-        placement = Placement(make_offer(**kw), 1, spot=False)
-        return CostBreakdown(placement, 40.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0, 1, 40.0, 0, 0, 0)
-
-    class Keyed(ScriptedBackend):
-        def launch_key(self, placement):
-            o = placement.offer
-            return None if o.provider == "coreweave" else (o.provider, o.region, o.instance_type)
-
-    placements = [cost(zone="use1-az1"), cost(zone="use1-az2"), cost(provider="coreweave", instance_type="x"),
-                  cost(instance_type="p4d.24xlarge"), cost(instance_type="p4de.24xlarge")]
-    chosen, skipped = cli_run.launchable(Keyed(), placements, 2)
-    assert [(c.placement.offer.zone, c.placement.offer.instance_type) for c in chosen] == [
-        ("use1-az1", "p5.48xlarge"), (None, "p4d.24xlarge")]
-    assert skipped == ["coreweave x: skypilot cannot launch it"]
-    local, _ = cli_run.launchable(ScriptedBackend(name="local"), placements, 4)
-    assert len(local) == 1
-    owned = cost(provider="onprem", instance_type="lab")
-    local, _ = cli_run.launchable(ScriptedBackend(name="local"), [*placements, owned], 4)
-    assert local == [owned]
+    assert "no live supervisor" in usecases._zombie_reason(busy, (orphan, attempt), 60)
 
 
 def test_down_stops_a_running_run_once_and_says_so_in_json(backend, data_dir):

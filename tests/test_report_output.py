@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from arbitrage.errors import SpecError
+from arbitrage.errors import UsageError
 from arbitrage.report.output import choose_format, write_report
 from arbitrage.report.progress import interactive, progress
 
@@ -24,15 +24,15 @@ def test_format_choice(out: str | None, fmt: str | None, expected: str) -> None:
 
 def test_text_means_the_plain_rendering_of_each_report() -> None:
     assert choose_format("b.txt", None, ("text", "markdown", "json"), "text") == "text"
-    with pytest.raises(SpecError, match=r"unknown extension '\.csv'"):
+    with pytest.raises(UsageError, match=r"unknown extension '\.csv'"):
         choose_format("b.csv", None, ("text", "markdown", "json"), "text")
-    with pytest.raises(SpecError, match="html is not available"):
+    with pytest.raises(UsageError, match="html is not available"):
         choose_format(None, "html", ("text", "markdown", "json"), "text")
 
 
 @pytest.mark.parametrize("out", ["report", "report.pdf", "report.html.bak"])
 def test_unknown_extension(out: str) -> None:
-    with pytest.raises(SpecError, match="--out: unknown extension"):
+    with pytest.raises(UsageError, match="--out: unknown extension"):
         choose_format(out, None, ALL, "table")
 
 
@@ -41,7 +41,7 @@ def test_write_report_is_atomic_and_says_where(tmp_path: Path) -> None:
     assert write_report(str(target), "x" * 2048) == f"wrote {target} (2 KB)"
     assert write_report(str(target), "short") == f"wrote {target} (5 bytes, replaced the existing file)"
     assert target.read_text() == "short" and [p.name for p in tmp_path.iterdir()] == ["r.md"]
-    with pytest.raises(SpecError, match="is a directory"):
+    with pytest.raises(UsageError, match="is a directory"):
         write_report(str(tmp_path), "x")
 
 

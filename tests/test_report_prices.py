@@ -184,7 +184,7 @@ def test_cli_refuses_to_write_over_a_directory(tmp_path: Path) -> None:
 
 
 def test_report_module_import_stays_cheap() -> None:
-    code = ("import sys; import arbitrage.cli_report; from arbitrage.cli import app\n"
+    code = ("import sys; import arbitrage.cli.report; from arbitrage.cli import app\n"
             "heavy = [m for m in ('pydantic', 'rich', 'httpx', 'boto3', 'arbitrage.report.html') if m in sys.modules]\n"
             "print('HEAVY', heavy, sorted(c.name for c in app.registered_groups))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -17,11 +17,11 @@ import typer
 from conftest import NOW
 from typer.testing import CliRunner
 
-from arbitrage import cli_run
+from arbitrage import app as usecases
 from arbitrage import ledger as L
-from arbitrage.cli import guarded
-from arbitrage.cli_spend import _records, register
+from arbitrage.cli import app as gpuarb_app
 from arbitrage.report.spend import UNTAGGED, parse_group_by, spend_csv, spend_markdown, spend_report
+from arbitrage.runstate import EventKind, RunState
 
 runner = CliRunner()
 
@@ -57,7 +57,7 @@ def _attempt(ledger: L.Ledger, run_id: str, rank: int, start: datetime, end: dat
     if launched:
         ledger.attempt_launched(run_id, n, {"backend": "skypilot"}, start, "up")
     if end is not None:
-        ledger.end_attempt(run_id, n, outcome, end, outcome, kind=L.EV_FINISHED, run_state=run_state)
+        ledger.end_attempt(run_id, n, outcome, end, outcome, kind=EventKind.FINISHED, run_state=run_state)
 
 
 def build_ledger(path: Path) -> dict[str, str]:
@@ -85,8 +85,8 @@ def build_ledger(path: Path) -> dict[str, str]:
         _attempt(ledger, a, 0, T("2026-11-20T22:00"), None)
         ledger.charge_egress(a, egress_in_usd=12.0)
         ledger.charge_egress(a, egress_out_usd=0.9)
-        ledger.end_attempt(a, 1, "succeeded", T("2026-11-22T01:30"), "exit 0", kind=L.EV_FINISHED,
-                           run_state=L.RUN_SUCCEEDED)
+        ledger.end_attempt(a, 1, "succeeded", T("2026-11-22T01:30"), "exit 0", kind=EventKind.FINISHED,
+                           run_state=RunState.SUCCEEDED)
 
         b = ids["B"] = ledger.create_run(
             name="mistral-sft", spec_path="/jobs/b.yaml", spec_text="name: mistral-sft", backend="skypilot",
@@ -97,7 +97,7 @@ def build_ledger(path: Path) -> dict[str, str]:
             tags={"team": "research", "model": "mistral-7b"}, budget_total_usd=None, budget_hourly_usd=None)
         _attempt(ledger, b, 0, T("2026-10-31T23:00"), T("2026-11-01T01:00"), "preempted")
         _attempt(ledger, b, 0, T("2026-11-01T01:30"), T("2026-11-01T04:30"), "succeeded",
-                 run_state=L.RUN_SUCCEEDED)
+                 run_state=RunState.SUCCEEDED)
 
         c = ids["C"] = ledger.create_run(
             name="eval", spec_path="/jobs/c.yaml", spec_text="name: eval", backend="skypilot",
@@ -118,7 +118,7 @@ def build_ledger(path: Path) -> dict[str, str]:
             tags={"team": "infra"}, budget_total_usd=None, budget_hourly_usd=None)
         _attempt(ledger, d, 0, T("2026-11-22T08:00"), T("2026-11-22T08:00"), "no-capacity", launched=False)
         _attempt(ledger, d, 1, T("2026-11-22T08:00"), T("2026-11-22T09:30"), "succeeded",
-                 run_state=L.RUN_SUCCEEDED)
+                 run_state=RunState.SUCCEEDED)
     return ids
 
 
@@ -131,7 +131,7 @@ def ledger_path(tmp_path: Path) -> Path:
 
 def _report(path: Path, by: str):
     with L.Ledger.open(path) as ledger:
-        return spend_report(_records(ledger, ledger.runs()), by, NOW)
+        return spend_report(usecases.ledger_records(ledger, ledger.runs()), by, NOW)
 
 
 def test_spend_by_team_is_hand_computed(ledger_path: Path) -> None:
@@ -205,17 +205,13 @@ def test_spend_csv_and_markdown_carry_units_and_totals(ledger_path: Path) -> Non
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    report_app = typer.Typer()
-    app.add_typer(report_app, name="report")
-    register(report_app, app, guarded)
-    return app
+    return gpuarb_app
 
 
 @pytest.fixture()
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("GPUARB_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(cli_run, "_now", lambda: NOW)
+    monkeypatch.setattr(usecases, "utcnow", lambda: NOW)
     return tmp_path
 
 

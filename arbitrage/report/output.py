@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from arbitrage.errors import SpecError
+from arbitrage.errors import UsageError
 
 EXTENSIONS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".csv": "csv",
               ".json": "json", ".txt": "text"}
@@ -20,21 +20,21 @@ def choose_format(out: str | None, fmt: str | None, allowed: tuple[str, ...], de
     if fmt in ("text", "table") and plain is not None:
         fmt = plain
     if fmt is not None and fmt not in allowed:
-        raise SpecError(f"--format: {fmt} is not available for this report ({', '.join(allowed)})")
+        raise UsageError(f"--format: {fmt} is not available for this report ({', '.join(allowed)})")
     if out is None or out == "-":
         return fmt or default
     if Path(out).is_dir():
         example = Path(out) / ("report.html" if "html" in allowed else "report.md")
-        raise SpecError(f"--out: {out} is a directory; give a file name, e.g. {example}")
+        raise UsageError(f"--out: {out} is a directory; give a file name, e.g. {example}")
     suffix = Path(out).suffix.lower()
     chosen = EXTENSIONS.get(suffix)
     if chosen == "text" and plain is not None:
         chosen = plain
     if chosen is None or chosen not in allowed:
         known = ", ".join(e for e, f in EXTENSIONS.items() if f in allowed or (f == "text" and plain))
-        raise SpecError(f"--out: unknown extension {suffix or '(none)'!r} for {out} (use {known})")
+        raise UsageError(f"--out: unknown extension {suffix or '(none)'!r} for {out} (use {known})")
     if fmt is not None and fmt != chosen:
-        raise SpecError(f"--format {fmt} conflicts with --out {out} ({chosen}); drop one of them")
+        raise UsageError(f"--format {fmt} conflicts with --out {out} ({chosen}); drop one of them")
     return chosen
 
 
@@ -42,9 +42,9 @@ def write_report(out: str, text: str) -> str:
     """Write ``text`` to ``out`` atomically; refuses a directory or a missing folder. Returns the line to print."""
     path = Path(out)
     if path.is_dir():
-        raise SpecError(f"--out: {out} is a directory; give a file name, e.g. {path / 'report.html'}")
+        raise UsageError(f"--out: {out} is a directory; give a file name, e.g. {path / 'report.html'}")
     if not path.parent.is_dir():
-        raise SpecError(f"--out: folder {path.parent} does not exist")
+        raise UsageError(f"--out: folder {path.parent} does not exist")
     existed = path.exists()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -52,7 +52,7 @@ def write_report(out: str, text: str) -> str:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise SpecError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     size = len(text.encode("utf-8"))
     shown = f"{size / 1024:,.0f} KB" if size >= 1024 else f"{size} bytes"
     return f"wrote {path} ({shown}{', replaced the existing file' if existed else ''})"

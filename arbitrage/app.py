@@ -1,0 +1,848 @@
+"""Use cases: what a user can ask of gpuarb. The CLI, bench/ and (later) the server call these and nothing below.
+
+Each use case takes plain values (paths, choices, times) and returns plain records; it never prints. Notices
+that a command shows while it works (a provider that fell back to its snapshot, a placement a backend cannot
+launch) go to the ``say`` callback in the order they happen. Failures are raised from the one error tree in
+arbitrage/errors.py, outcomes included: `NothingFeasible` (3), `OverBudget` (4), `JobFailed` (5)...
+
+Heavy modules are imported inside the functions, so importing this module costs nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from arbitrage import paths
+from arbitrage.errors import (
+    Cancelled,
+    GpuarbError,
+    Interrupted,
+    JobFailed,
+    NothingFeasible,
+    OverBudget,
+)
+from arbitrage.params import Objective, Source, matches_any, source_or_default
+
+if TYPE_CHECKING:
+    from arbitrage.costmodel import CostBreakdown
+    from arbitrage.facts import Facts
+    from arbitrage.jobspec import JobSpec
+    from arbitrage.launch.backend import Backend, ClusterInfo
+    from arbitrage.launch.runner import Runner, RunOptions
+    from arbitrage.ledger import AttemptRow, Ledger, RunRow
+    from arbitrage.offers import Offer
+    from arbitrage.planner import Plan
+    from arbitrage.report.focus import DataHome
+    from arbitrage.report.spend import RunLedger
+
+Say = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    """The default ``say``: notices are dropped."""
+
+
+def utcnow() -> datetime:
+    """The clock every use case reads when no time is given."""
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Facts and offers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def load_facts() -> Facts:
+    """The fact tables (bundled, with the user's overrides)."""
+    from arbitrage.facts import load_facts as load
+
+    return load()
+
+
+def load_snapshot(facts: Facts) -> list[Offer]:
+    """The bundled offer snapshot, costed with these facts."""
+    from providers.snapshot import load_snapshot as load
+
+    return load(facts)
+
+
+def load_offers(facts: Facts, source: Source | None = None, providers: Sequence[str] = (),
+                deny: Sequence[str] = (), *, say: Say = _quiet, env: Mapping[str, str] | None = None,
+                now: datetime | None = None) -> list[Offer]:
+    """Offers from the chosen source, asking only allowed, not denied providers (globs).
+
+    Fallbacks are said as ``warning: ...`` (always) or ``info: ...`` (unless the source is auto).
+    """
+    environ = dict(os.environ) if env is None else dict(env)
+    snapshot = load_snapshot(facts)
+    mode = source_or_default(source, environ)
+    if mode is Source.snapshot:
+        return snapshot
+    from providers.base import FetchContext
+    from providers.fetch import collect_offers
+    from providers.registry import adapter_ids
+
+    names = None
+    if providers or deny:
+        known = {o.provider for o in snapshot} | set(adapter_ids())
+        names = [n for n in known if (not providers or matches_any(n, providers)) and not matches_any(n, deny)]
+    ctx = FetchContext(facts=facts, now=now or utcnow(), env=environ)
+    offers, statuses = collect_offers(snapshot, mode.value, ctx, names)
+    for status in statuses:
+        if status.level != "ok" and (status.level == "warning" or mode is not Source.auto):
+            say(f"{status.level}: {status.message}")
+    return offers
+
+
+def catalog_provenance(offers: Sequence[Offer]) -> dict[str, Any]:
+    """Per provider: where its offers came from (source, as-of dates, references, counts)."""
+    out: dict[str, Any] = {}
+    for o in offers:
+        entry = out.setdefault(o.provider, {"source": set(), "as_of": set(), "price_ref": set(), "offers": 0})
+        entry["source"].add(o.source)
+        entry["as_of"].add(o.as_of)
+        entry["price_ref"].add(o.price_ref if o.source == "snapshot" and o.price_ref.startswith("skypilot")
+                               else o.price_ref.split(" ")[0])
+        entry["offers"] += 1
+    for entry in out.values():
+        for key in ("source", "as_of", "price_ref"):
+            values = sorted(entry[key])
+            entry[key] = values if len(values) > 1 else values[0]
+    return dict(sorted(out.items()))
+
+
+def source_counts(offers: Sequence[Offer]) -> str:
+    """'snapshot: 935 offers' or 'live: 120 offers, snapshot: 300 offers'."""
+    counts: dict[str, int] = {}
+    for o in offers:
+        counts[o.source] = counts.get(o.source, 0) + 1
+    return ", ".join(f"{s}: {n} offers" for s, n in sorted(counts.items())) or "no offers"
+
+
+@dataclass(frozen=True)
+class PriceList:
+    """Offers matching a price query, cheapest first (``spot`` chooses which price sorts)."""
+
+    offers: list[Offer]
+    spot: bool | None
+
+
+def find_prices(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = None, spot: bool | None = None,
+                providers: Sequence[str] = (), regions: Sequence[str] = (), source: Source | None = None,
+                say: Say = _quiet) -> PriceList:
+    """`gpuarb prices`: matching offers, cheapest per GPU-hour first. Names must already be canonical."""
+    from arbitrage.catalog import OfferQuery, filter_offers, sort_by_price
+
+    query = OfferQuery(gpus=tuple(gpus), count=count, spot=spot, providers=tuple(providers), regions=tuple(regions))
+    offers = load_offers(facts, source, query.providers, say=say)
+    return PriceList(sort_by_price(filter_offers(offers, query), spot), spot)
+
+
+@dataclass(frozen=True)
+class ProviderSources:
+    """`gpuarb providers`: where each provider's prices come from, and the cache folder."""
+
+    cache_dir: Path
+    rows: list[dict[str, Any]]
+
+
+def provider_sources(facts: Facts, *, refresh: bool = False, say: Say = _quiet,
+                     env: Mapping[str, str] | None = None) -> ProviderSources:
+    """Each provider's adapter, credentials found, last refresh, cached and snapshot counts, last failure."""
+    from providers import cache
+    from providers.base import FetchContext
+    from providers.registry import cards, get_adapter
+
+    environ = dict(os.environ) if env is None else dict(env)
+    snapshot = load_snapshot(facts)
+    ctx = FetchContext(facts=facts, now=utcnow(), env=environ)
+    if refresh:
+        from providers.fetch import collect_offers
+
+        for status in collect_offers(snapshot, "live", ctx)[1]:
+            if status.message:
+                say(f"{status.level}: {status.message}")
+    directory = paths.cache_dir(ctx.env)
+    rows = []
+    for card in sorted(cards(), key=lambda c: c.id):
+        name = card.id
+        entry = cache.read(directory, name)
+        row: dict[str, Any] = {
+            "provider": name, "tier": card.tier,
+            "adapter": card.adapter_module is not None, "credentials": None, "credentials_hint": None,
+            "last_refresh": entry.fetched_at.isoformat(timespec="seconds") if entry and entry.fetched_at else None,
+            "cached_offers": len(entry.offers) if entry else 0,
+            "snapshot_offers": sum(1 for o in snapshot if o.provider == name),
+            "last_failure": entry.failure if entry and entry.failed_at else None,
+        }
+        if card.adapter_module is not None:
+            try:
+                adapter = get_adapter(name)
+                row["credentials"] = adapter.has_credentials(ctx)
+                row["credentials_hint"] = adapter.credentials_hint
+                row["ttl_seconds"] = adapter.ttl_seconds
+            except ModuleNotFoundError as exc:
+                row["credentials_hint"] = f"adapter unavailable: {exc.name} not installed"
+        rows.append(row)
+    return ProviderSources(directory, rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Job specs and plans
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def read_spec(path: str, facts: Facts) -> JobSpec:
+    """A job spec file, validated (SpecError names file, line and field)."""
+    from arbitrage.specfile import read_jobspec
+
+    return read_jobspec(path, facts)
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema of job spec files."""
+    from arbitrage.specfile import json_schema
+
+    return json_schema()
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """A plan with what it was made from: the spec, the offers' provenance and the time it was made at."""
+
+    spec: JobSpec
+    offers: list[Offer]
+    plan: Plan
+    catalog: dict[str, Any]
+    now: datetime
+
+
+def plan_offers(spec: JobSpec, offers: Sequence[Offer], facts: Facts, now: datetime,
+                objective: Objective = Objective.cost) -> Plan:
+    """Plan a job over given offers (bench/ and tests build their own catalogs)."""
+    from arbitrage.planner import plan as make_plan
+
+    return make_plan(spec, list(offers), facts, now, objective.value)
+
+
+def plan_job(path: str, facts: Facts, *, source: Source | None = None, objective: Objective = Objective.cost,
+             now: datetime | None = None, say: Say = _quiet) -> PlanOutcome:
+    """`gpuarb plan`: the ranked placements for a job spec file (no exit on infeasible: see `plan_verdict`)."""
+    spec = read_spec(path, facts)
+    moment = now or utcnow()
+    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
+    return PlanOutcome(spec, offers, plan_offers(spec, offers, facts, moment, objective),
+                       catalog_provenance(offers), moment)
+
+
+def plan_verdict(result: Plan, *, over_budget: str, infeasible: str) -> GpuarbError | None:
+    """The error a plan without a best placement ends with (None when there is one); messages given by the caller.
+
+    ``over_budget`` may use {total} and {hourly} (the cheapest over-budget placement's USD).
+    """
+    if result.best is not None:
+        return None
+    if result.over_budget:
+        from arbitrage.render import usd
+
+        cheapest = result.over_budget[0]
+        return OverBudget(over_budget.format(total=usd(cheapest.total_usd), hourly=usd(cheapest.hourly_usd),
+                                             total_plain=f"${cheapest.total_usd:,.2f}"))
+    return NothingFeasible(infeasible)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Runs: start, supervise, stop, read
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def open_ledger() -> Ledger:
+    """The run ledger (created on first use)."""
+    from arbitrage.ledger import Ledger
+
+    return Ledger.open()
+
+
+def backend_names() -> tuple[str, ...]:
+    """The backends `--backend` accepts, in the registry's order (arbitrage/launch/backends.py)."""
+    from arbitrage.launch.backends import BACKENDS
+
+    return tuple(BACKENDS)
+
+
+def make_backend(name: str, ray_address: str | None = None, *, check: bool = True) -> Backend:
+    """A backend by name; ``check`` verifies it can run here (a dry run only renders, and skips that)."""
+    from arbitrage.launch.backends import make_backend as make
+
+    backend = make(name, state_dir=paths.data_dir(), ray_address=ray_address)
+    if check:
+        backend.check()
+    return backend
+
+
+def run_options(*, poll_seconds: float = 10.0, max_failovers: int = 3, max_restarts: int = 10,
+                pending_timeout: float = 30.0) -> RunOptions:
+    """The runner's knobs, with checkpoints under the data dir."""
+    from arbitrage.launch.runner import RunOptions
+
+    return RunOptions(max_failovers=max_failovers, max_restarts=max_restarts, poll_seconds=poll_seconds,
+                      pending_timeout_minutes=pending_timeout, checkpoint_root=paths.checkpoints_dir())
+
+
+@dataclass
+class PreparedRun:
+    """A planned run and the placements its backend will try, in order; nothing recorded or launched yet."""
+
+    path: str
+    spec: JobSpec
+    spec_text: str
+    plan: Plan
+    backend: Backend
+    chosen: list[CostBreakdown]
+    now: datetime
+
+    @property
+    def best(self) -> CostBreakdown:
+        return self.chosen[0]
+
+
+def prepare_run(job: str, facts: Facts, *, backend: str, ray_address: str | None = None,
+                source: Source | None = None, objective: Objective = Objective.cost, max_failovers: int = 3,
+                check_backend: bool = True, say: Say = _quiet) -> PreparedRun:
+    """Plan a job and choose the placements the backend will try (failover list plus the spot fallback)."""
+    from arbitrage.launch.runner import launchable
+
+    path = str(Path(job).resolve())
+    spec = read_spec(job, facts)
+    spec_text = Path(job).read_text(encoding="utf-8")
+    moment = utcnow()
+    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
+    result = plan_offers(spec, offers, facts, moment, objective)
+    verdict = plan_verdict(result, over_budget="best plan is over budget: {total_plain} expected; nothing launched",
+                           infeasible="no feasible placement (see `gpuarb plan`); nothing launched")
+    if verdict is not None:
+        raise verdict
+    impl = make_backend(backend, ray_address, check=check_backend)
+    chosen, skipped = launchable(impl, list(result.placements), max_failovers + 1)
+    for line in skipped[:5]:
+        say(f"skipped: {line}")
+    if not chosen:
+        raise NothingFeasible(f"none of the {len(result.placements)} feasible placements can be launched by "
+                              f"--backend {backend}; nothing launched")
+    note = impl.accounting_note(chosen[0])
+    if note:
+        say(note)
+    if spec.deadline is not None and spec.spot == "auto" and all(c.placement.spot for c in chosen):
+        # The spot policy's way out when a preemption puts the deadline at risk: the best on-demand placement.
+        fallback, _ = launchable(impl, [c for c in result.placements if not c.placement.spot], 1)
+        chosen += fallback
+    return PreparedRun(path, spec, spec_text, result, impl, chosen, moment)
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What `run --dry-run` shows: the placement it would launch and the backend's exact task."""
+
+    label: str
+    backend: str
+    task: str
+
+
+def dry_run(prepared: PreparedRun) -> DryRun:
+    """The exact task the backend would launch for placement #1; nothing is recorded or launched."""
+    from arbitrage.launch.backend import LaunchRequest
+    from arbitrage.launch.runner import checkpoint_plan, cluster_name
+
+    best, backend, spec = prepared.best, prepared.backend, prepared.spec
+    run_id = "dry-run"
+    ckpt = checkpoint_plan(spec, run_id, backend=backend, root=paths.checkpoints_dir())
+    req = LaunchRequest(run_id=run_id, attempt=1, cluster_name=cluster_name(run_id, 1), spec=spec,
+                        placement=best.placement, checkpoint=ckpt)
+    task = backend.render(req)
+    o = best.placement.offer
+    label = (f"#1 {o.provider} {o.zone or o.region} {best.placement.nodes}x {o.instance_type} "
+             f"{'spot' if best.placement.spot else 'on-demand'}: ${best.hourly_usd:,.2f}/h, expected "
+             f"${best.total_usd:,.2f} ({o.source} price as of {o.as_of})")
+    return DryRun(label, backend.name, task)
+
+
+def submit_run(prepared: PreparedRun, backend: str, ledger: Ledger) -> str:
+    """Record the run and its placements in the ledger, supervised by this process for now; the run id."""
+    from arbitrage.launch.runner import placement_row
+
+    spec = prepared.spec
+    return ledger.create_run(
+        name=spec.name, spec_path=prepared.path, spec_text=prepared.spec_text, backend=backend, now=prepared.now,
+        placements=[placement_row(c) for c in prepared.chosen], tags=spec.tags,
+        budget_total_usd=spec.budget.max_total_usd, budget_hourly_usd=spec.budget.max_hourly_usd,
+        supervisor_pid=os.getpid(), supervisor_host=socket.gethostname(), message=f"planned from {prepared.path}")
+
+
+def detach_run(ledger: Ledger, run_id: str, backend: str, ray_address: str | None, options: RunOptions) -> int:
+    """Start a background supervisor for a recorded run (its output: <data dir>/runs/<id>.log); its pid."""
+    import subprocess
+
+    log_dir = paths.run_logs_dir()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "arbitrage.cli", "_supervise", run_id, "--backend", backend,
+           "--poll-seconds", str(options.poll_seconds), "--max-failovers", str(options.max_failovers),
+           "--max-restarts", str(options.max_restarts), "--pending-timeout", str(options.pending_timeout_minutes)]
+    if ray_address:
+        cmd += ["--ray-address", ray_address]
+    with open(log_dir / f"{run_id}.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                close_fds=True)
+    ledger.set_supervisor(run_id, proc.pid, socket.gethostname())
+    return proc.pid
+
+
+def make_runner(backend: Backend, ledger: Ledger, options: RunOptions, say: Say = _quiet) -> Runner:
+    """The run lifecycle over a backend and the ledger, on the real clock."""
+    import time
+
+    from arbitrage.launch.runner import Runner
+
+    return Runner(backend, ledger, clock=utcnow, sleep=time.sleep, options=options, say=say)
+
+
+class _Terminated(BaseException):
+    """SIGTERM (a CI job cancelled, a `kill`): handled like Ctrl-C so the cluster is torn down."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+def supervise_here(runner: Runner, run_id: str, spec: JobSpec, *,
+                   confirm_teardown: Callable[[str], bool] | None = None, say: Say = _quiet) -> str:
+    """Run the lifecycle in this process; Ctrl-C or SIGTERM tears the cluster down; returns the run state.
+
+    On Ctrl-C, ``confirm_teardown(cluster)`` (when given) may answer no: the run is then left running and
+    `Interrupted` is raised.
+    """
+    import signal
+
+    from arbitrage.runstate import RunState
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return runner.supervise(run_id, spec)
+    except (KeyboardInterrupt, _Terminated) as exc:
+        teardown = True
+        if isinstance(exc, KeyboardInterrupt) and confirm_teardown is not None and runner.handle is not None:
+            teardown = confirm_teardown(runner.handle.cluster_name)
+        runner.interrupt(run_id, teardown=teardown)
+        if teardown:
+            say(f"run {run_id} interrupted; nothing left running")
+            return RunState.INTERRUPTED
+        raise Interrupted(f"run {run_id} left running: `gpuarb down {run_id}` stops it") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def resume_supervision(run_id: str, facts: Facts, *, backend: str, ray_address: str | None, options: RunOptions,
+                       say: Say = _quiet) -> str:
+    """`_supervise`: watch a recorded run from this process to its end; returns the run state."""
+    from arbitrage.specfile import parse_jobspec_text
+
+    ledger = open_ledger()
+    run = ledger.run(run_id)
+    ledger.set_supervisor(run.id, os.getpid(), socket.gethostname())
+    spec = parse_jobspec_text(run.spec_text, facts, run.spec_path)
+    runner = make_runner(make_backend(backend, ray_address), ledger, options, say)
+    state = supervise_here(runner, run.id, spec, say=say)
+    say(f"run {run.id} ended: {state}")
+    return state
+
+
+def run_outcome_error(state: str, message: str = "") -> GpuarbError | None:
+    """The error a run in this final state ends the command with (None: succeeded, or still going)."""
+    from arbitrage.runstate import RunState
+
+    kinds: dict[str, type[GpuarbError]] = {
+        RunState.NO_CAPACITY: NothingFeasible, RunState.BUDGET_STOPPED: OverBudget, RunState.FAILED: JobFailed,
+        RunState.INTERRUPTED: Interrupted, RunState.CANCELLED: Cancelled}
+    kind = kinds.get(state)
+    return None if kind is None else kind(message)
+
+
+def supervisor_alive(run: RunRow) -> bool | None:
+    """Whether the process watching a run is alive: None when it runs on another host (cannot tell)."""
+    if run.supervisor_pid is None:
+        return False
+    if run.supervisor_host and run.supervisor_host != socket.gethostname():
+        return None
+    try:
+        os.kill(run.supervisor_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def state_label(run: RunRow) -> str:
+    """The run's state, marked `(unsupervised)` when nothing watches a live run."""
+    if run.terminal:
+        return run.state
+    alive = supervisor_alive(run)
+    return run.state if alive is not False else f"{run.state} (unsupervised)"
+
+
+def run_summary(ledger: Ledger, run: RunRow, *, detail: bool = False, now: datetime | None = None) -> dict[str, Any]:
+    """A run as plain data: state, where, expected vs spent (USD), and with ``detail`` attempts and events."""
+    moment = now or utcnow()
+    placements = {p.rank: p for p in ledger.placements(run.id)}
+    attempts = ledger.attempts(run.id)
+    last = attempts[-1] if attempts else None
+    where = placements[last.rank] if last else placements.get(0)
+    out: dict[str, Any] = {
+        "run_id": run.id, "name": run.name, "state": state_label(run), "backend": run.backend,
+        "created_at": run.created_at.isoformat(), "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+        "placement": where.label if where else None,
+        "price": (f"${where.usd_per_hour:,.2f}/h ({where.provider}, {where.price_source}, as of "
+                  f"{where.price_as_of})") if where else None,
+        "expected_total_usd": None if run.expected_total_usd is None else round(run.expected_total_usd, 2),
+        "spent_usd": round(ledger.spent_usd(run.id, run.ended_at or moment), 2), "currency": run.currency,
+        "budget_total_usd": run.budget_total_usd, "attempts": len(attempts), "tags": run.tags,
+        "message": run.message,
+    }
+    if detail:
+        out["placements"] = [{"rank": p.rank + 1, "placement": p.label, "usd_per_hour": p.usd_per_hour,
+                              "expected_total_usd": round(p.expected_total_usd, 2), "source": p.price_source,
+                              "as_of": p.price_as_of} for p in placements.values()]
+        out["attempts_detail"] = [{"n": a.n, "placement": placements[a.rank].label, "cluster": a.cluster_name,
+                                   "started_at": a.started_at.isoformat(),
+                                   "ended_at": a.ended_at.isoformat() if a.ended_at else None,
+                                   "outcome": a.outcome, "restarts": a.restarts, "message": a.message}
+                                  for a in attempts]
+        out["events"] = [{"at": e.at.isoformat(), "attempt": e.attempt, "kind": e.kind, "message": e.message}
+                         for e in ledger.events(run.id)]
+    return out
+
+
+def recent_runs(ledger: Ledger, *, limit: int | None = None, since: datetime | None = None,
+                tags: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Run summaries, newest first, filtered by creation time and tags."""
+    return [run_summary(ledger, r) for r in ledger.runs(since=since, tags=dict(tags or {}), limit=limit)]
+
+
+def _open_attempt_handle(ledger: Ledger, run_id: str) -> tuple[int, Any] | None:
+    from arbitrage.launch.backend import Handle
+
+    for attempt in reversed(ledger.attempts(run_id)):
+        if attempt.handle is not None:
+            return attempt.n, Handle.from_dict(attempt.handle)
+    return None
+
+
+def supervisor_log(run_id: str) -> Path | None:
+    """The log file of a detached run's supervisor, when it has one."""
+    log = paths.run_logs_dir() / f"{open_ledger().run(run_id).id}.log"
+    return log if log.exists() else None
+
+
+def run_logs(run_id: str, *, follow: bool = False, ray_address: str | None = None) -> Iterator[str]:
+    """`gpuarb logs`: the latest attempt's output lines (with ``follow``, until the job ends)."""
+    ledger = open_ledger()
+    run = ledger.run(run_id)
+    found = _open_attempt_handle(ledger, run.id)
+    if found is None:
+        raise GpuarbError(f"run {run.id} has not launched anything yet (state {run.state})")
+    _, handle = found
+    return iter(make_backend(handle.backend, ray_address).logs(handle, follow=follow))
+
+
+@dataclass(frozen=True)
+class StopResult:
+    """`gpuarb down`: the run's state afterwards and the cluster torn down (None: nothing was launched)."""
+
+    run_id: str
+    state: str
+    torn_down: str | None
+
+
+def stop_run(run_id: str, *, ray_address: str | None = None, now: Callable[[], datetime] = utcnow) -> StopResult:
+    """Stop a run and tear its cluster down; a live run is marked cancelled, a finished one keeps its state."""
+    from arbitrage.runstate import EventKind, RunState
+
+    ledger = open_ledger()
+    run = ledger.run(run_id)
+    found = _open_attempt_handle(ledger, run.id)
+    message = "cancelled by gpuarb down"
+    if found is not None:
+        n, handle = found
+        backend = make_backend(handle.backend, ray_address)
+        backend.cancel(handle)
+        backend.teardown(handle)
+    open_attempts = [a for a in ledger.attempts(run.id) if a.ended_at is None]
+    for attempt in open_attempts:
+        ledger.end_attempt(run.id, attempt.n, "cancelled", now(), message, kind=EventKind.CANCELLED,
+                           run_state=None if run.terminal else RunState.CANCELLED)
+    if not run.terminal and not open_attempts:
+        ledger.record(run.id, EventKind.CANCELLED, now(), message, state=RunState.CANCELLED)
+    cluster = None
+    if found is not None:
+        cluster = handle.cluster_name
+        ledger.record(run.id, EventKind.TORN_DOWN, now(), f"{cluster} torn down by gpuarb down", attempt=n)
+    return StopResult(run.id, ledger.run(run.id).state, cluster)
+
+
+@dataclass(frozen=True)
+class Zombie:
+    """A cluster gpuarb launched that should go, and why."""
+
+    backend: Backend
+    cluster: ClusterInfo
+    reason: str
+    run: RunRow | None
+    attempt: AttemptRow | None
+
+    def record(self) -> dict[str, Any]:
+        return {"cluster": self.cluster.name, "backend": self.backend.name, "status": self.cluster.status,
+                "run_id": self.run.id if self.run else None, "reason": self.reason}
+
+
+def find_zombies(backends: Sequence[str], *, idle_minutes: float, explicit: bool,
+                 say: Say = _quiet) -> list[Zombie]:
+    """Clusters whose run is over, unsupervised, unknown to the ledger, or idle longer than ``idle_minutes``.
+
+    Backends that cannot be used here are skipped with an info notice, unless they were asked for by name.
+    """
+    from arbitrage.errors import BackendUnavailable
+
+    ledger = open_ledger()
+    owners: dict[str, tuple[RunRow, AttemptRow]] = {}
+    for run in ledger.runs():
+        for attempt in ledger.attempts(run.id):
+            owners[attempt.cluster_name] = (run, attempt)
+    zombies: list[Zombie] = []
+    for name in backends:
+        try:
+            impl = make_backend(name)
+        except (BackendUnavailable, ImportError) as exc:
+            if explicit:
+                raise
+            say(f"info: {name}: skipped ({exc})")
+            continue
+        for cluster in impl.clusters():
+            owner = owners.get(cluster.name)
+            reason = _zombie_reason(cluster, owner, idle_minutes)
+            if reason:
+                zombies.append(Zombie(impl, cluster, reason, *(owner or (None, None))))
+    return zombies
+
+
+def _zombie_reason(cluster: ClusterInfo, owner: tuple[RunRow, AttemptRow] | None, idle_minutes: float) -> str | None:
+    """Why a gpuarb cluster should go, or None while its run is alive and it is busy."""
+    if owner is None:
+        return "no run in the ledger launched it"
+    run, attempt = owner
+    if run.terminal:
+        return f"its run {run.id} is {run.state}"
+    if attempt.ended_at is not None:
+        return f"its attempt {attempt.n} of run {run.id} ended ({attempt.outcome})"
+    if supervisor_alive(run) is False:
+        return f"run {run.id} has no live supervisor (gpuarb was killed or detached)"
+    if cluster.idle_minutes is not None and cluster.idle_minutes > idle_minutes:
+        return f"idle for {cluster.idle_minutes:.0f} min (> {idle_minutes:g})"
+    return None
+
+
+def reap(zombie: Zombie, *, now: Callable[[], datetime] = utcnow) -> None:
+    """Tear one zombie down; its run, if still live, ends interrupted, and the ledger says so."""
+    from arbitrage.launch.backend import Handle
+    from arbitrage.runstate import EventKind, RunState
+
+    impl, cluster = zombie.backend, zombie.cluster
+    impl.teardown(Handle(backend=impl.name, cluster_name=cluster.name))
+    if zombie.run is None or zombie.attempt is None:
+        return
+    ledger = open_ledger()
+    run, n = zombie.run, zombie.attempt.n
+    if not ledger.run(run.id).terminal:
+        ledger.end_attempt(run.id, n, "interrupted", now(), f"reaped: {zombie.reason}",
+                           kind=EventKind.INTERRUPTED, run_state=RunState.INTERRUPTED)
+    ledger.record(run.id, EventKind.TORN_DOWN, now(), f"{cluster.name} torn down by gpuarb reap ({zombie.reason})",
+                  attempt=n)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Spend and the FOCUS export
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def ledger_records(ledger: Ledger, runs: Sequence[RunRow]) -> list[RunLedger]:
+    """Each run with its placements and attempts, read through the ledger's public queries."""
+    from arbitrage.report.spend import RunLedger
+
+    return [RunLedger(run=r, placements=tuple(ledger.placements(r.id)), attempts=tuple(ledger.attempts(r.id)))
+            for r in runs]
+
+
+def data_homes(records: Sequence[RunLedger], facts: Facts | None = None,
+               say: Say = _quiet) -> dict[str, DataHome]:
+    """Where each run with egress keeps its input data, from the job spec the ledger recorded (unreadable: said)."""
+    from arbitrage.report.focus import DataHome
+
+    needed = [r.run for r in records if r.run.egress_in_usd > 0 or r.run.egress_out_usd > 0]
+    if not needed:
+        return {}
+    from arbitrage.specfile import parse_jobspec_text
+
+    known = facts or load_facts()
+    homes: dict[str, DataHome] = {}
+    for run in needed:
+        try:
+            spec = parse_jobspec_text(run.spec_text, known, run.spec_path)
+        except (GpuarbError, ValueError):
+            say(f"warning: run {run.id}: its recorded job spec no longer parses; egress rows name the placement's "
+                "cloud and no GB")
+            continue
+        if spec.data is not None:
+            homes[run.id] = DataHome(provider=spec.data.provider, region=spec.data.region,
+                                     size_gb=spec.data.size_gb, outputs_gb=spec.outputs_gb, uri=spec.data.uri)
+    return homes
+
+
+@dataclass(frozen=True)
+class Spend:
+    """`report spend`: the grouped report, the ledger it was read from, and whether the ledger has any run."""
+
+    report: Any  # arbitrage.report.spend.SpendReport
+    ledger_path: Path
+    runs: int
+    ledger_empty: bool
+
+
+def spend(by: str, *, since: datetime | None = None, tags: Mapping[str, str] | None = None,
+          now: datetime | None = None) -> Spend:
+    """Showback from the run ledger: runs grouped by a tag, provider, name or state, actual vs expected USD."""
+    from arbitrage.errors import UsageError
+    from arbitrage.report import spend as S
+
+    try:
+        S.parse_group_by(by)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    moment = now or utcnow()
+    ledger = open_ledger()
+    runs = ledger.runs(since=since, tags=dict(tags or {}))
+    empty = not runs and not ledger.runs(limit=1)
+    return Spend(S.spend_report(ledger_records(ledger, runs), by, moment, since), ledger.path, len(runs), empty)
+
+
+@dataclass(frozen=True)
+class FocusExport:
+    """FOCUS cost-and-usage rows from the ledger at ``ledger_path``."""
+
+    rows: list[dict[str, object]]
+    ledger_path: Path
+
+
+def focus_export(*, since: datetime | None = None, tags: Mapping[str, str] | None = None, granularity: str = "day",
+                 billing_accounts: Mapping[str, str] | None = None, now: datetime | None = None,
+                 say: Say = _quiet) -> FocusExport:
+    """The run ledger as FOCUS rows: compute per attempt and charge period, plus egress."""
+    from arbitrage.report import focus as F
+
+    moment = now or utcnow()
+    ledger = open_ledger()
+    records = ledger_records(ledger, ledger.runs(tags=dict(tags or {})))
+    rows = F.focus_rows(records, moment, since=since, granularity=granularity,
+                        data_homes=data_homes(records, say=say), billing_accounts=dict(billing_accounts or {}))
+    return FocusExport(list(rows), ledger.path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reports
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceReportOutcome:
+    """`report prices`: the report and the offers it was built from."""
+
+    report: Any  # arbitrage.report.prices.PriceReport
+    offers: list[Offer]
+
+
+def price_report(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = None,
+                 providers: Sequence[str] = (), regions: Sequence[str] = (), reference: str = "H100",
+                 workload: str = "training", source: Source | None = None, say: Say = _quiet) -> PriceReportOutcome:
+    """Per GPU model, each provider's cheapest offers and effective price per unit of work; names canonical."""
+    from arbitrage.catalog import OfferQuery, filter_offers
+    from arbitrage.report.prices import build_price_report
+
+    query = OfferQuery(gpus=tuple(gpus), count=count, providers=tuple(providers), regions=tuple(regions))
+    matching = filter_offers(load_offers(facts, source, query.providers, say=say), query)
+    report = build_price_report(matching, facts, reference, workload)
+    if not report.models:
+        raise NothingFeasible("no offer matches these filters")
+    return PriceReportOutcome(report, list(matching))
+
+
+def plan_report(path: str, facts: Facts, *, top: int = 5, source: Source | None = None,
+                objective: Objective = Objective.cost, now: datetime | None = None,
+                say: Say = _quiet) -> tuple[Any, dict[str, Any]]:
+    """`report plan`: the plan report (breakdown, rejections, savings vs naive) and the offers' provenance."""
+    from arbitrage.report.plan import build_plan_report
+
+    spec = read_spec(path, facts)
+    moment = now or utcnow()
+    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
+    catalog = catalog_provenance(offers)
+    return build_plan_report(spec, offers, facts, moment, objective.value, top, catalog), catalog
+
+
+OWNERSHIP_FLAGS = {"purchase_usd": "--purchase-usd", "power_w": "--power-w", "usd_per_kwh": "--usd-per-kwh",
+                   "pue": "--pue", "hosting_usd_per_month": "--hosting-usd-per-month", "years": "--years",
+                   "utilization": "--utilization"}
+
+
+def breakeven(facts: Facts, gpu: str, given: Mapping[str, float | None], *, spot: bool = False,
+              rental_usd_per_gpu_hour: float | None = None, providers: Sequence[str] = (),
+              source: Source | None = None, say: Say = _quiet) -> Any:
+    """Rent vs buy one GPU (canonical name): every assumption from ``given`` or ownership.toml, with its source.
+
+    ``given`` holds the OWNERSHIP_FLAGS keys (None: take the default); the rental is the catalog's cheapest
+    offer of the GPU (from ``providers`` when given) unless ``rental_usd_per_gpu_hour`` is set.
+    """
+    from arbitrage.errors import UsageError
+    from arbitrage.report.breakeven import Ownership, Rental, cheapest_rental, compare, validate
+    from arbitrage.report.ownership import load_ownership
+
+    defaults = load_ownership()
+    values: dict[str, float] = {}
+    sources: dict[str, str] = {"gpu": "--gpu"}
+    per_gpu = defaults.gpus.get(gpu, {})
+    for key, flag in OWNERSHIP_FLAGS.items():
+        value = given.get(key)
+        if value is not None:
+            values[key], sources[key] = value, f"{flag} (command line)"
+            continue
+        default = per_gpu.get(key) or defaults.defaults.get(key)
+        if default is None:
+            raise UsageError(f"{flag}: no default for {gpu} in {defaults.label}; pass --purchase-usd and --power-w")
+        values[key], sources[key] = default.value, f"{defaults.label}: {default.source}"
+    own = Ownership(gpu=gpu, sources=sources, **values)
+    validate(own, rental_usd_per_gpu_hour if rental_usd_per_gpu_hour is not None else 1.0,
+             "--rental-usd-per-gpu-hour")  # before any fetch
+    if rental_usd_per_gpu_hour is not None:
+        return compare(own, Rental(rental_usd_per_gpu_hour, spot))
+    offers = load_offers(facts, source, providers, say=say)
+    offers = [o for o in offers if not providers or matches_any(o.provider, providers)]
+    found = cheapest_rental(offers, gpu, spot)
+    if found is None:
+        option = "spot" if spot else "on-demand"
+        raise NothingFeasible(f"no {option} rental offer of {gpu} in the catalog"
+                              + (f" from {', '.join(providers)}" if providers else "")
+                              + "; pass --rental-usd-per-gpu-hour")
+    return compare(own, found)

@@ -1,0 +1,71 @@
+"""The `gpuarb` command line: one module per command group, each with `register`, all registered here.
+
+Command modules parse arguments and print; the work is done by the use cases in arbitrage/app.py, and every
+failure is one error from arbitrage/errors.py, mapped to one stderr line and its exit code by the guard in
+`common.py`. Exit codes: 0 ok, 1 error, 2 invalid spec or usage, 3 nothing feasible (or no capacity), 4 over
+budget, 5 job failed, 130 interrupted. Nothing heavy is imported at module level, so `--help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+# pydantic scans every installed package's entry points for plugins on first use (~25 ms);
+# a CLI that must start fast has none to load.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
+
+from typing import Annotated
+
+import typer
+
+from arbitrage import __version__
+from arbitrage.cli import catalog, plan, report, run, runs, spend
+from arbitrage.cli.common import TYPER_SETTINGS
+
+app = typer.Typer(
+    name="gpuarb",
+    help="Multi-cloud GPU arbitrage: price comparison and cheapest-feasible placement for GPU jobs.\n\n"
+    "Exit codes: 0 ok, 1 error, 2 invalid spec or usage, 3 nothing feasible (or no capacity), 4 over budget\n"
+    "(plan, or stopped by the budget breaker), 5 job failed, 130 interrupted.",
+    **TYPER_SETTINGS,
+)
+report_app = typer.Typer(
+    name="report",
+    help="Reports a finance partner and an engineer can both read: price comparison and plan with savings, "
+         "as a terminal table, Markdown, CSV, JSON or one self-contained HTML file.",
+    **TYPER_SETTINGS,
+)
+export_app = typer.Typer(
+    name="export",
+    help="Export the run ledger for other tools: `export focus` writes FinOps FOCUS 1.2 cost-and-usage CSV.",
+    **TYPER_SETTINGS,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gpuarb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """gpuarb: cheapest feasible GPU placement across clouds."""
+
+
+catalog.register(app)
+plan.register(app)
+run.register(app)
+runs.register(app)
+report.register(app, report_app)
+spend.register(report_app, export_app)
+app.add_typer(report_app, name="report")
+app.add_typer(export_app, name="export")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,103 @@
+"""What every command module shares: the error guard, the console, output formats and option types.
+
+Nothing here decides anything: the guard maps the error tree (arbitrage/errors.py) to one line and its exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from arbitrage import app as usecases
+from arbitrage.errors import EXIT_OK, GpuarbError, Interrupted
+from arbitrage.params import SOURCE_HELP, Objective, Source
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# typer apps: plain help (rich.markdown alone costs ~60 ms of start-up), no completion, no pretty tracebacks.
+TYPER_SETTINGS: dict[str, Any] = {
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
+
+
+def say(message: str) -> None:
+    """A notice on stderr, headed `gpuarb:` (use cases pass these to their ``say`` callback)."""
+    typer.echo(f"gpuarb: {message}", err=True)
+
+
+def _print_error(exc: GpuarbError) -> None:
+    head = f"gpuarb: {exc.label}: " if exc.label else "gpuarb: "
+    for line in str(exc).splitlines():
+        typer.echo(f"{head}{line}", err=True)
+
+
+def guarded(func: F) -> F:
+    """Turn GpuarbError (and any unexpected exception) into one stderr line and the error's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except GpuarbError as exc:
+            _print_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _print_error(Interrupted("interrupted"))
+            raise typer.Exit(Interrupted.exit_code) from None
+        except BrokenPipeError:  # `gpuarb ... | head`: stop quietly (recipe from the Python docs)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_OK) from None
+        except Exception as exc:  # a bug: still one line, traceback only on request
+            if os.environ.get("GPUARB_DEBUG"):
+                raise
+            _print_error(GpuarbError(f"internal error: {type(exc).__name__}: {exc} "
+                                     "(set GPUARB_DEBUG=1 for a traceback)"))
+            raise typer.Exit(GpuarbError.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def console() -> Any:
+    """A rich console sized to the terminal, or 200 columns when piped."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200, soft_wrap=not sys.stdout.isatty())
+
+
+class TableOrJson(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class DataFormat(str, Enum):
+    """Tabular results: prices, spend."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+# `--backend` choices: the backend registry's names (a new backend is one module plus one registry line).
+BackendChoice = Enum("BackendChoice", {name: name for name in usecases.backend_names()}, type=str)  # type: ignore[misc]
+DEFAULT_BACKEND = BackendChoice(usecases.backend_names()[0])  # the registry's first: skypilot
+
+SourceOption = Annotated[Source | None, typer.Option("--source", "-s", case_sensitive=False, help=SOURCE_HELP)]
+ObjectiveHelp = "cost: cheapest expected total; time: earliest finish within budget."
+TableOrJsonOption = Annotated[TableOrJson, typer.Option("--format", "-f", case_sensitive=False)]
+SINCE_HELP = "ISO date/time or 7d, 12h, 30m back from now."
+TAG_HELP = "Only runs with this tag, key=value (repeatable)."
+
+__all__ = ["Objective", "Source"]

@@ -1,0 +1,128 @@
+"""`gpuarb run` (and the hidden `_supervise` a detached run starts): plan a job, launch it, watch it to the end.
+
+Run exit codes: 0 succeeded (or detached/dry-run), 1 error, 2 invalid spec, 3 nothing feasible or no capacity,
+4 over budget (plan) or stopped by the budget breaker, 5 the job failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from arbitrage import app as usecases
+from arbitrage.cli.common import (
+    DEFAULT_BACKEND,
+    BackendChoice,
+    Objective,
+    SourceOption,
+    TableOrJson,
+    TableOrJsonOption,
+    guarded,
+    say,
+)
+
+BACKEND_HELP = ("skypilot: launch on the planned cloud through SkyPilot; local: run under Ray on this machine "
+                "(or on the Ray cluster at --ray-address), accounted at the planned placement's price.")
+
+
+def _confirm_teardown(cluster: str) -> bool:
+    try:
+        return typer.confirm(f"\ngpuarb: tear down {cluster} now?", default=True)
+    except (KeyboardInterrupt, typer.Abort):
+        return True
+
+
+@guarded
+def run(
+    job: Annotated[str, typer.Argument(help="Job spec YAML (a SkyPilot task with an `arbitrage:` block).")],
+    backend: Annotated[BackendChoice, typer.Option("--backend", "-b", case_sensitive=False,
+                                                   help=BACKEND_HELP)] = DEFAULT_BACKEND,
+    ray_address: Annotated[str | None, typer.Option("--ray-address",
+                                                    help="Existing Ray cluster for --backend local "
+                                                         "(e.g. http://head:8265).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the exact task that would launch; "
+                                                           "launch nothing.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Print the run id and return at once; a "
+                                                               "background supervisor watches the run.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask (Ctrl-C tears down without asking).")] = False,
+    max_failovers: Annotated[int, typer.Option("--max-failovers", min=0,
+                                               help="Further placements to try when one has no capacity.")] = 3,
+    max_restarts: Annotated[int, typer.Option("--max-restarts", min=0,
+                                              help="Preemption restarts before the run is failed.")] = 10,
+    pending_timeout: Annotated[float, typer.Option("--pending-timeout", min=0.0,
+                                                   help="Minutes a launch may stay pending (no capacity) "
+                                                        "before failing over.")] = 30.0,
+    poll_seconds: Annotated[float, typer.Option("--poll-seconds", min=0.05, hidden=True)] = 10.0,
+    objective: Annotated[Objective, typer.Option("--objective", "-o", case_sensitive=False,
+                                                 help="cost or time (as in `plan`).")] = Objective.cost,
+    source: SourceOption = None,
+    fmt: TableOrJsonOption = TableOrJson.table,
+) -> None:
+    """Plan a job and run it on the cheapest feasible placement, with failover, budget breaker and teardown."""
+    prepared = usecases.prepare_run(job, usecases.load_facts(), backend=backend.value, ray_address=ray_address,
+                                    source=source, objective=objective, max_failovers=max_failovers,
+                                    check_backend=not dry_run, say=say)
+    if dry_run:
+        shown = usecases.dry_run(prepared)
+        if fmt is TableOrJson.json:
+            typer.echo(json.dumps({"placement": shown.label, "backend": shown.backend, "task": shown.task}, indent=2))
+        else:
+            typer.echo(f"# {shown.label}\n# backend: {shown.backend}; nothing launched (--dry-run)")
+            typer.echo(shown.task, nl=not shown.task.endswith("\n"))
+        return
+    options = usecases.run_options(poll_seconds=poll_seconds, max_failovers=max_failovers,
+                                   max_restarts=max_restarts, pending_timeout=pending_timeout)
+    ledger = usecases.open_ledger()
+    run_id = usecases.submit_run(prepared, backend.value, ledger)
+    best = prepared.best
+    if detach:
+        usecases.detach_run(ledger, run_id, backend.value, ray_address, options)
+        if fmt is TableOrJson.json:
+            typer.echo(json.dumps({"run_id": run_id, "state": "launching", "detached": True,
+                                   "expected_total_usd": round(best.total_usd, 2), "currency": "USD"}))
+        else:
+            typer.echo(run_id)
+        return
+    say(f"run {run_id}: {prepared.spec.name}, expected ${best.total_usd:,.2f} over {best.expected_hours:.1f} h")
+    runner = usecases.make_runner(prepared.backend, ledger, options, say)
+    ask = not (yes or not sys.stdin.isatty())
+    state = usecases.supervise_here(runner, run_id, prepared.spec, confirm_teardown=_confirm_teardown if ask else None,
+                                    say=say)
+    summary = usecases.run_summary(ledger, ledger.run(run_id))
+    if fmt is TableOrJson.json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(f"run {summary['run_id']}: {summary['state']}; spent ${summary['spent_usd']:,.2f} "
+                   f"(expected ${summary['expected_total_usd'] or 0:,.2f}); {summary['message']}")
+    outcome = usecases.run_outcome_error(state)
+    if outcome is not None:
+        raise outcome
+
+
+@guarded
+def supervise(
+    run_id: Annotated[str, typer.Argument()],
+    backend: Annotated[BackendChoice, typer.Option("--backend")] = DEFAULT_BACKEND,
+    ray_address: Annotated[str | None, typer.Option("--ray-address")] = None,
+    poll_seconds: Annotated[float, typer.Option("--poll-seconds")] = 10.0,
+    max_failovers: Annotated[int, typer.Option("--max-failovers")] = 3,
+    max_restarts: Annotated[int, typer.Option("--max-restarts")] = 10,
+    pending_timeout: Annotated[float, typer.Option("--pending-timeout")] = 30.0,
+) -> None:
+    """Watch a detached run (started by `gpuarb run --detach`)."""
+    options = usecases.run_options(poll_seconds=poll_seconds, max_failovers=max_failovers,
+                                   max_restarts=max_restarts, pending_timeout=pending_timeout)
+    state = usecases.resume_supervision(run_id, usecases.load_facts(), backend=backend.value,
+                                        ray_address=ray_address, options=options, say=say)
+    outcome = usecases.run_outcome_error(state)
+    if outcome is not None:
+        raise outcome
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` and the hidden `_supervise`."""
+    app.command("run")(run)
+    app.command("_supervise", hidden=True)(supervise)
