@@ -38,6 +38,16 @@ class Offer:
     as_of: str
     price_ref: str
     gpu_model: str = ""
+    # Where the offer is, normalised across clouds (arbitrage/geo.py): ISO 3166-1 alpha-2 country ("US", "DE")
+    # and continent ("north-america", "europe", "asia", "oceania", "south-america", "africa"); "" when unknown.
+    country: str = ""
+    continent: str = ""
+    # True when ``as_of`` is an estimate (the source carries no date; the notes say how it was derived).
+    as_of_estimated: bool = False
+    # Marketplace offers: how many such machines are listed now, and the host's reliability (0-1) where the
+    # API reports one. None where the provider publishes neither (clouds).
+    available: int | None = None
+    host_reliability: float | None = None
 
     def __post_init__(self) -> None:
         if not self.gpu_model:  # the exact chip variant defaults to the SkyPilot accelerator name
