@@ -258,6 +258,82 @@ def plan_verdict(result: Plan, *, over_budget: str, infeasible: str) -> GpuarbEr
     return NothingFeasible(infeasible)
 
 
+def plan_record_of(ref: str, facts: Facts, *, source: Source | None = None, objective: Objective = Objective.cost,
+                   now: datetime | None = None, say: Say = _quiet) -> dict[str, Any]:
+    """The plan record (the JSON of `gpuarb plan`) for one side of a diff.
+
+    ``ref`` is a saved plan JSON file, a job spec file, or ``REV:PATH`` (the spec as git has it at that revision,
+    read with `git show`, e.g. ``origin/main:jobs/train.yaml``).
+    """
+    import json
+
+    from arbitrage.errors import UsageError
+    from arbitrage.render import plan_record
+
+    path = Path(ref)
+    moment = now or utcnow()
+    if path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+            try:
+                return json.loads(text)  # type: ignore[no-any-return]
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{ref}: not a plan JSON file ({exc.msg} at line {exc.lineno})") from None
+        outcome = plan_job(ref, facts, source=source, objective=objective, now=moment, say=say)
+    else:
+        rev, sep, rel = ref.partition(":")
+        if not sep or not rev or not rel:
+            raise UsageError(f"{ref}: no such file (give a job spec, a saved plan JSON, or REV:PATH)")
+        from arbitrage.specfile import parse_jobspec_text
+
+        spec = parse_jobspec_text(_git_show(rev, rel), facts, ref)
+        offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
+        outcome = PlanOutcome(spec, offers, plan_offers(spec, offers, facts, moment, objective),
+                              catalog_provenance(offers), moment)
+    return plan_record(outcome.plan, 5, outcome.now, outcome.catalog)
+
+
+def _git_show(rev: str, path: str) -> str:
+    """A file as git has it at a revision (path relative to the current directory, as git takes it)."""
+    import subprocess
+
+    from arbitrage.errors import UsageError
+
+    rel = path if path.startswith(("/", "./", "../")) else f"./{path}"
+    try:
+        done = subprocess.run(["git", "show", f"{rev}:{rel}"], capture_output=True, text=True, timeout=30,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"{rev}:{path}: cannot run git ({exc})") from None
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["git show failed"])[-1]
+        raise UsageError(f"{rev}:{path}: {reason}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class DiffOutcome:
+    """`gpuarb diff`: the change and the policies it breaks (empty: passed)."""
+
+    diff: Any  # arbitrage.costdiff.CostDiff
+    violations: list[str]
+
+
+def diff_plans(base: str, head: str, facts: Facts, *, source: Source | None = None,
+               objective: Objective = Objective.cost, fail_above_usd: float | None = None,
+               fail_above_percent: float | None = None, now: datetime | None = None,
+               say: Say = _quiet) -> DiffOutcome:
+    """The cost change from BASE to HEAD, both planned at the same time over the same price sources."""
+    from arbitrage.costdiff import CostDiff, plan_side, policy_violations
+
+    moment = now or utcnow()
+    sides = [plan_side(plan_record_of(ref, facts, source=source, objective=objective, now=moment, say=say), ref)
+             for ref in (base, head)]
+    diff = CostDiff(sides[0], sides[1])
+    return DiffOutcome(diff, policy_violations(diff, fail_above_usd=fail_above_usd,
+                                               fail_above_percent=fail_above_percent))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Runs: start, supervise, stop, read
 # ---------------------------------------------------------------------------------------------------------------

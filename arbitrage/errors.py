@@ -10,6 +10,7 @@ and exits with ``error.exit_code``. Nothing else in the code writes a literal ex
     ├── NothingFeasible (3)       every candidate was rejected, no offer matched, or no placement had capacity
     ├── OverBudget (4)            the best plan is over budget, or the budget breaker stopped the run
     ├── JobFailed (5)             the job's own failure, a launch error, or more restarts than allowed
+    ├── PolicyFailed (6)          `gpuarb diff`: the cost change is over a --fail-above-* threshold
     ├── Interrupted (130)         Ctrl-C / SIGTERM
     ├── Cancelled (1)             a run stopped by `gpuarb down`
     ├── DataError (1)             a bundled or user data file (catalog, fact table, config) is malformed
@@ -32,6 +33,7 @@ EXIT_INVALID_SPEC = 2
 EXIT_NOTHING_FEASIBLE = 3
 EXIT_OVER_BUDGET = 4
 EXIT_JOB_FAILED = 5
+EXIT_POLICY_FAILED = 6
 EXIT_INTERRUPTED = 130
 
 
@@ -72,6 +74,13 @@ class JobFailed(GpuarbError):
     """`gpuarb run`: the job failed (its own exit, a launch error, or more preemptions than allowed)."""
 
     exit_code = EXIT_JOB_FAILED
+    label = ""
+
+
+class PolicyFailed(GpuarbError):
+    """`gpuarb diff`: the change in expected cost breaks a --fail-above-usd / --fail-above-percent policy."""
+
+    exit_code = EXIT_POLICY_FAILED
     label = ""
 
 

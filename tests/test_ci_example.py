@@ -30,7 +30,7 @@ def test_workflow_runs_plan_on_pull_requests_and_run_on_push():
     triggers = doc[True] if True in doc else doc["on"]  # YAML 1.1 reads the key `on` as True
     assert set(triggers) == {"pull_request", "push"}
     commands = [c[0] for c in _gpuarb_calls()]
-    assert {"validate", "plan", "run"} <= set(commands)
+    assert {"validate", "plan", "diff", "run"} <= set(commands)
 
 
 def test_every_command_and_option_in_the_workflow_exists():

@@ -3,7 +3,8 @@
 Command modules parse arguments and print; the work is done by the use cases in arbitrage/app.py, and every
 failure is one error from arbitrage/errors.py, mapped to one stderr line and its exit code by the guard in
 `common.py`. Exit codes: 0 ok, 1 error, 2 invalid spec or usage, 3 nothing feasible (or no capacity), 4 over
-budget, 5 job failed, 130 interrupted. Nothing heavy is imported at module level, so `--help` starts fast.
+budget, 5 job failed, 6 cost policy failed (diff), 130 interrupted. Nothing heavy is imported at module level,
+so `--help` starts fast.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from typing import Annotated
 import typer
 
 from arbitrage import __version__
-from arbitrage.cli import catalog, plan, report, run, runs, spend
+from arbitrage.cli import catalog, diff, plan, report, run, runs, spend
 from arbitrage.cli.common import TYPER_SETTINGS
 
 app = typer.Typer(
     name="gpuarb",
     help="Multi-cloud GPU arbitrage: price comparison and cheapest-feasible placement for GPU jobs.\n\n"
     "Exit codes: 0 ok, 1 error, 2 invalid spec or usage, 3 nothing feasible (or no capacity), 4 over budget\n"
-    "(plan, or stopped by the budget breaker), 5 job failed, 130 interrupted.",
+    "(plan, or stopped by the budget breaker), 5 job failed, 6 cost policy failed (diff), 130 interrupted.",
     **TYPER_SETTINGS,
 )
 report_app = typer.Typer(
@@ -58,6 +59,7 @@ def _root(
 
 catalog.register(app)
 plan.register(app)
+diff.register(app)
 run.register(app)
 runs.register(app)
 report.register(app, report_app)
