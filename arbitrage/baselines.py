@@ -33,6 +33,12 @@ def _stable(offer: Offer) -> tuple[str, str, str, str]:
     return (offer.provider, offer.region, offer.zone or "", offer.instance_type)
 
 
+def _can_do(spec: JobSpec, placement: Placement, facts: Facts) -> bool:
+    """False when work stated in tokens cannot run on the placement at all (the model does not fit it, or no
+    throughput fact): a hard rule like the GPU count, so no baseline picks it."""
+    return spec.work.tokens is None or not estimate(spec, placement, facts).unfit
+
+
 def naive(spec: JobSpec, offers: Iterable[Offer], facts: Facts) -> CostBreakdown | None:
     """First-choice GPUs on-demand at the data's hyperscaler (its region if sold there), or None if not sold."""
     home_provider = spec.data.provider if spec.data is not None else DEFAULT_HOME_PROVIDER
@@ -43,8 +49,8 @@ def naive(spec: JobSpec, offers: Iterable[Offer], facts: Facts) -> CostBreakdown
     first = spec.accelerators[0].name
     on_demand = replace(spec, spot="never")  # naive means on-demand, whatever spot policy the job allows
     options = [
-        p for p in candidates(on_demand, offers, Counter())
-        if not p.spot and p.offer.provider == home_provider and p.offer.provides(first)
+        p for p in candidates(on_demand, offers, Counter(), facts)
+        if not p.spot and p.offer.provider == home_provider and p.offer.provides(first) and _can_do(on_demand, p, facts)
     ]
     if not options:
         return None
@@ -56,7 +62,7 @@ def naive(spec: JobSpec, offers: Iterable[Offer], facts: Facts) -> CostBreakdown
 
 def cheapest_listed(spec: JobSpec, offers: Iterable[Offer], facts: Facts) -> CostBreakdown | None:
     """Lowest listed USD per GPU-hour among allowed placements (spot if the spec allows it), costed in full."""
-    options = list(candidates(spec, offers, Counter()))
+    options = [p for p in candidates(spec, offers, Counter(), facts) if _can_do(spec, p, facts)]
     if not options:
         return None
     best = min(options, key=lambda p: (p.hourly_usd / p.total_gpus, p.spot, _stable(p.offer)))

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import fnmatch
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
-from arbitrage.costmodel import CostBreakdown, Placement, estimate
+from arbitrage.capacity import placement_score, verdict
+from arbitrage.catalog import offer_place as place
+from arbitrage.costmodel import CostBreakdown, Placement, deadline_probability, estimate
+from arbitrage.geo import geo_matches, locate
 from arbitrage.offers import Offer
+from arbitrage.rightsize import RightSize, right_size
+from providers.registry import find as find_card
 
 if TYPE_CHECKING:
+    from arbitrage.capacity import CapacityBook
     from arbitrage.facts import Facts
     from arbitrage.jobspec import JobSpec
+    from arbitrage.spotrisk import RiskBook
 
 Objective = Literal["cost", "time"]
 
@@ -23,6 +31,9 @@ R_GPU_COUNT = "GPUs per node differ from the request"
 R_GPU_MEMORY = "GPU memory below minimum"
 R_PROVIDER = "provider not allowed"
 R_REGION = "region not allowed"
+R_GEO = "location not allowed (arbitrage.geo)"
+R_GEO_UNKNOWN = "location unknown (arbitrage.geo needs a known country)"
+R_NO_CLUSTER = "cannot form multi-node clusters (provider card and fabric)"
 R_HOST = "vCPUs or RAM below minimum"
 R_NO_RDMA = "no RDMA interconnect (required for multi-node)"
 R_PREFERRED = "no RDMA interconnect (preferred, and an RDMA placement is feasible)"
@@ -30,14 +41,30 @@ R_NO_SPOT = "no spot price (spot: always)"
 R_NO_ON_DEMAND = "no on-demand price (spot: never)"
 R_UNBOUNDED = "spot preemptions would never let it finish"
 R_DEADLINE = "misses the deadline"
+R_DEADLINE_RISK = "deadline probability below the confidence (arbitrage.deadline_confidence)"
+R_NO_CAPACITY = "capacity signal too low (spot placement score, stock, listed machines)"
 R_HOURLY = "over the hourly budget"
 R_TOTAL = "over the total budget"
 BUDGET_REASONS = frozenset({R_HOURLY, R_TOTAL})
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One real choice: the ranked placement, plus the placements that differ from it only by region or zone at the
+    same expected total (same provider, instance type, purchase option and nodes), nearest to the data first."""
+
+    best: CostBreakdown
+    also_in: tuple[CostBreakdown, ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
-    """Ranked feasible placements, the best over-budget ones, and why the rest were rejected."""
+    """Ranked feasible placements, the best over-budget ones, and why the rest were rejected.
+
+    ``placements`` is every feasible placement in rank order (the runner fails over along it); ``choices`` folds
+    the ones that differ only by region/zone at the same price into one row each, for people. ``now`` is the time
+    the plan was made at; ``stale_days`` the age past which a price is flagged stale (assumptions.toml).
+    """
 
     spec: JobSpec
     objective: Objective
@@ -46,19 +73,51 @@ class Plan:
     rejections: dict[str, int] = field(default_factory=dict)
     candidates: int = 0
     deadline_hours: float | None = None
+    now: datetime | None = None
+    stale_days: float = 90.0
+    # The job's deadline confidence (None without a deadline) and one line on the capacity signals consulted.
+    confidence: float | None = None
+    capacity_note: str = ""
+    # Work stated in tokens: what the model needs and a cheaper smaller configuration, if any (arbitrage.rightsize).
+    right_size: RightSize | None = None
 
     @property
     def best(self) -> CostBreakdown | None:
         """The chosen placement, or None when nothing is feasible within budget."""
         return self.placements[0] if self.placements else None
 
+    @cached_property
+    def choices(self) -> tuple[Choice, ...]:
+        """The feasible placements, one row per real choice, in rank order."""
+        return group_choices(self.placements)
+
+    @cached_property
+    def over_budget_choices(self) -> tuple[Choice, ...]:
+        """The over-budget placements, one row per real choice, in rank order."""
+        return group_choices(self.over_budget)
+
 
 def _matches(value: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
 
 
-def offer_rejection(spec: JobSpec, offer: Offer, count: int) -> str | None:
-    """Why an offer of a requested accelerator cannot host the job at all, or None."""
+def forms_clusters(offer: Offer) -> bool:
+    """True when the offer's nodes can form one multi-node cluster: its provider's card says the provider forms
+    multi-node clusters and the offer's node-to-node fabric is one the card lists (a single-host fabric 'none'
+    never is). An offer of a provider without a card counts when its fabric is not 'none'."""
+    info = find_card(offer.provider)
+    if info is None:
+        return offer.interconnect != "none"
+    return info.multi_node and offer.interconnect in info.fabrics
+
+
+def offer_rejection(spec: JobSpec, offer: Offer, count: int, facts: Facts | None = None) -> str | None:
+    """Why an offer of a requested accelerator cannot host the job at all, or None.
+
+    Region allow globs match only real regions (a place with a known country), so a marketplace pseudo-region such
+    as 'eu-any' never satisfies 'eu-*'. With any geo rule, an offer whose country is unknown is rejected: data
+    residency must not pass by accident.
+    """
     if offer.gpus_per_node != count:
         return R_GPU_COUNT
     if spec.min_gpu_memory_gb is not None and offer.gpu_memory_gb < spec.min_gpu_memory_gb:
@@ -67,25 +126,37 @@ def offer_rejection(spec: JobSpec, offer: Offer, count: int) -> str | None:
         return R_PROVIDER
     if _matches(offer.provider, spec.providers_deny):
         return R_PROVIDER
-    if spec.regions_allow is not None and not _matches(offer.region, spec.regions_allow):
+    if spec.regions_allow is not None and not (_matches(offer.region, spec.regions_allow)
+                                               and place(offer, facts)[0]):
         return R_REGION
     if _matches(offer.region, spec.regions_deny):
         return R_REGION
+    if spec.geo_allow is not None or spec.geo_deny:
+        country, continent = place(offer, facts)
+        if not country:
+            return R_GEO_UNKNOWN
+        if spec.geo_allow is not None and not any(geo_matches(country, continent, t) for t in spec.geo_allow):
+            return R_GEO
+        if any(geo_matches(country, continent, t) for t in spec.geo_deny):
+            return R_GEO
     if (spec.min_vcpus is not None and offer.vcpus is not None and offer.vcpus < spec.min_vcpus) or (
             spec.min_ram_gb is not None and offer.ram_gb is not None and offer.ram_gb < spec.min_ram_gb):
         return R_HOST
+    if spec.num_nodes > 1 and not forms_clusters(offer):
+        return R_NO_CLUSTER
     if spec.num_nodes > 1 and spec.interconnect == "required" and not offer.has_rdma:
         return R_NO_RDMA
     return None
 
 
-def candidates(spec: JobSpec, offers: Iterable[Offer], rejections: Counter[str]) -> Iterator[Placement]:
+def candidates(spec: JobSpec, offers: Iterable[Offer], rejections: Counter[str],
+               facts: Facts | None = None) -> Iterator[Placement]:
     """Every placement allowed by the spec's hard rules; offers ruled out are counted by reason."""
     for offer in offers:
         rank = next((i for i, a in enumerate(spec.accelerators) if offer.provides(a.name)), None)
         if rank is None:
             continue  # not a requested GPU: not a rejection, just not a candidate
-        reason = offer_rejection(spec, offer, spec.accelerators[rank].count)
+        reason = offer_rejection(spec, offer, spec.accelerators[rank].count, facts)
         if reason is not None:
             rejections[reason] += 1
             continue
@@ -100,34 +171,114 @@ def candidates(spec: JobSpec, offers: Iterable[Offer], rejections: Counter[str])
             yield Placement(offer, spec.num_nodes, spot=True, preference=rank)
 
 
-def rank_key(spec: JobSpec, objective: Objective):
-    """Sort key: ordered preference first (if the spec lists one), then the objective, then stable ties."""
+# Totals equal to this many decimals (of a USD) are the same price: float noise must not decide a tie.
+_TIE_DIGITS = 6
+
+
+def closeness(offer: Offer, spec: JobSpec, data_continent: str, facts: Facts | None = None) -> int:
+    """How near an offer is to the job's data: 0 same provider and region, 1 same provider, 2 same continent, 3 not
+    (0 for every offer of a job without data)."""
+    data = spec.data
+    if data is None:
+        return 0
+    if offer.provider == data.provider:
+        return 0 if offer.region == data.region else 1
+    return 2 if data_continent and place(offer, facts)[1] == data_continent else 3
+
+
+def rank_key(spec: JobSpec, objective: Objective, data_continent: str = "", facts: Facts | None = None):
+    """Sort key: ordered preference first (if the spec lists one), then a low capacity signal last, then the
+    objective; equal prices are ordered by closeness to the data, then by capacity (marketplace offers listing
+    more machines first), never by name."""
 
     def key(b: CostBreakdown) -> tuple:
         o = b.placement.offer
         pref = b.placement.preference if spec.ordered else 0
-        primary = (b.total_usd, b.expected_hours) if objective == "cost" else (b.expected_hours, b.total_usd)
-        return (pref, *primary, o.provider, o.region, o.zone or "", o.instance_type, b.placement.spot)
+        total, hours = round(b.total_usd, _TIE_DIGITS), round(b.expected_hours, _TIE_DIGITS)
+        primary = (total, hours) if objective == "cost" else (hours, total)
+        return (pref, b.capacity_demoted, *primary, closeness(o, spec, data_continent, facts), -(o.available or 0))
 
     return key
 
 
+def choice_key(b: CostBreakdown) -> tuple:
+    """What makes two placements the same choice: provider, instance type, GPU, option, nodes and expected total."""
+    p, o = b.placement, b.placement.offer
+    return (o.provider, o.instance_type, o.gpu_model, o.gpus_per_node, p.spot, p.nodes, p.preference,
+            round(b.total_usd, _TIE_DIGITS))
+
+
+def group_choices(ranked: Sequence[CostBreakdown]) -> tuple[Choice, ...]:
+    """Fold ranked placements that differ only by region/zone at the same total into one Choice each (rank kept:
+    the first of each group is its row, the others are its ``also_in`` in rank order)."""
+    groups: dict[tuple, list[CostBreakdown]] = {}
+    for b in ranked:
+        groups.setdefault(choice_key(b), []).append(b)
+    return tuple(Choice(g[0], tuple(g[1:])) for g in groups.values())
+
+
+def _capacity_note(book: CapacityBook | None, signalled: int, feasible: int) -> str:
+    """One line: how many feasible placements had a capacity signal, from what, and why others had none."""
+    asked = ", ".join(book.asked) if book is not None and book.asked else "no source asked"
+    why = "; ".join(book.unavailable) if book is not None and book.unavailable else ""
+    if signalled == 0:
+        line = (f"capacity signals: none of the {feasible} feasible placements has one ({asked}); they are ranked on "
+                "price alone")
+    else:
+        line = (f"capacity signals: {signalled} of {feasible} feasible placements have one ({asked}); the other "
+                f"{feasible - signalled} have none and are ranked on price alone")
+    return f"{line} ({why})" if why else line
+
+
 def plan(spec: JobSpec, offers: Iterable[Offer], facts: Facts, now: datetime,
-         objective: Objective = "cost") -> Plan:
-    """Cost every candidate placement and rank the feasible ones by the objective."""
+         objective: Objective = "cost", *, risk: RiskBook | None = None,
+         capacity: CapacityBook | None = None) -> Plan:
+    """Cost every candidate placement and rank the feasible ones by the objective.
+
+    ``risk`` rates spot placements (a live Advisor table, the ledger's history; default: the fact tables alone);
+    ``capacity`` holds the providers' capacity signals. Both are data: the planner does no I/O. With a deadline a
+    placement is feasible only when P(finish by it) >= the spec's ``deadline_confidence``.
+    """
+    from dataclasses import replace
+
+    if risk is None:
+        from arbitrage.spotrisk import RiskBook as Book
+
+        risk = Book(facts)
     rejections: Counter[str] = Counter()
     deadline_hours = spec.deadline.hours_left(now) if spec.deadline is not None else None
+    confidence = getattr(spec, "deadline_confidence", None) or facts.assumptions.deadline_confidence
+    assume = facts.assumptions
     budget = spec.budget
     feasible: list[CostBreakdown] = []
     over: list[CostBreakdown] = []
     total = 0
-    for placement in candidates(spec, offers, rejections):
+    offers = list(offers)  # read twice for work in tokens (right-sizing looks at every offer)
+    for placement in candidates(spec, offers, rejections, facts):
         total += 1
-        cost = estimate(spec, placement, facts)
+        cost = estimate(spec, placement, facts, risk.rate(placement.offer) if placement.spot else None)
+        if cost.unfit:  # work in tokens this placement cannot do (model too big, no throughput fact)
+            rejections[cost.unfit] += 1
+            continue
+        probability = None
+        if deadline_hours is not None and cost.finite:
+            probability = deadline_probability(cost, deadline_hours)
+            cost = replace(cost, deadline_probability=probability)
+        signal = capacity.signal(placement.offer, placement.spot, placement.nodes) if capacity is not None else None
+        judged = "ok"
+        if signal is not None:
+            score = placement_score(signal, placement.nodes)
+            judged = verdict(score, assume.capacity_reject_below, assume.capacity_demote_below)
+            cost = replace(cost, capacity=signal.label + (" (ranked last)" if judged == "demote" else ""),
+                           capacity_demoted=judged == "demote")
         if not cost.finite:
             rejections[R_UNBOUNDED] += 1
         elif deadline_hours is not None and cost.expected_hours > deadline_hours:
             rejections[R_DEADLINE] += 1
+        elif probability is not None and probability < confidence:
+            rejections[R_DEADLINE_RISK] += 1
+        elif judged == "reject":
+            rejections[R_NO_CAPACITY] += 1
         elif budget.max_hourly_usd is not None and cost.hourly_usd > budget.max_hourly_usd:
             rejections[R_HOURLY] += 1
             over.append(cost)
@@ -143,13 +294,31 @@ def plan(spec: JobSpec, offers: Iterable[Offer], facts: Facts, now: datetime,
             rejections[R_PREFERRED] += len(dropped)
         feasible = [c for c in feasible if c.placement.offer.has_rdma]
 
-    key = rank_key(spec, objective)
+    data_continent = ""
+    if spec.data is not None and spec.data.region:
+        data_continent = locate(facts, spec.data.provider, spec.data.region)[1]
+    key = rank_key(spec, objective, data_continent, facts)
+    ranked = tuple(sorted(feasible, key=key))
+    hint = None
+    if spec.work.tokens is not None and ranked:
+        def within(c: CostBreakdown) -> bool:
+            return ((deadline_hours is None or c.expected_hours <= deadline_hours)
+                    and (budget.max_hourly_usd is None or c.hourly_usd <= budget.max_hourly_usd)
+                    and (budget.max_total_usd is None or c.total_usd <= budget.max_total_usd))
+
+        hint = right_size(spec, ranked[0], offers, facts, feasible=within, rate=risk.rate,
+                          allowed=lambda o: offer_rejection(spec, o, o.gpus_per_node, facts) is None)
     return Plan(
         spec=spec,
         objective=objective,
-        placements=tuple(sorted(feasible, key=key)),
+        placements=ranked,
         over_budget=tuple(sorted(over, key=key)),
         rejections=dict(rejections.most_common()),
         candidates=total,
         deadline_hours=deadline_hours,
+        now=now,
+        stale_days=facts.assumptions.stale_price_days,
+        confidence=confidence if deadline_hours is not None else None,
+        capacity_note=_capacity_note(capacity, sum(1 for c in feasible if c.capacity), len(feasible)),
+        right_size=hint,
     )

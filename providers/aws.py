@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,16 +40,59 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from arbitrage.egress import is_local_zone
 from arbitrage.offers import Offer
 from providers.base import FetchContext, MissingCredentials, ProviderError, make_live_offer
+
+log = logging.getLogger(__name__)
 
 NAME = "aws"
 PRICING_REGION = "us-east-1"  # the Price List Query API endpoint; it prices every region
 
-# EC2 instance types carrying the GPUs gpuarb costs (A100/H100/H200/B200/B300).
+
+
+@dataclass(frozen=True)
+class FamilyGpus:
+    """What an EC2 instance family carries: the GPU (SkyPilot/AWS name), its memory, and GPUs per size."""
+
+    gpu: str
+    memory_mib: int
+    counts: Mapping[str, int]
+
+
+# GPU facts per instance family, for when DescribeInstanceTypes names the GPU generically ('NVIDIA' for
+# p5e/p5en, SkyPilot fetch_aws.py #4652), reports 'Count: 0' (p5.4xlarge), or does not describe the type at all
+# (p4de.24xlarge for ordinary accounts; gpuhunt aws.py lists it as a preview GPU, A100 80 GB). Source: AWS EC2
+# 'Accelerated computing instance specifications' (docs.aws.amazon.com/ec2/latest/instancetypes/ac.html: GPUs
+# per size and GPU memory), read 2026-12, cross-checked with the SkyPilot v8 AWS catalog (AcceleratorName,
+# AcceleratorCount, GpuInfo MemoryInfo) and SkyPilot's fetch_aws.py workarounds. Memory is what
+# DescribeInstanceTypes reports (A10G and L4: 22888 MiB for 24 GB, L40S 45776 MiB for 48 GB); the offer shows
+# gpus.csv's size when the two agree within 10 %.
+_G_SIZES_1_4_8 = {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4,
+                  "24xlarge": 4, "48xlarge": 8}
+FAMILY_GPUS: dict[str, FamilyGpus] = {
+    "p3": FamilyGpus("V100", 16384, {"2xlarge": 1, "8xlarge": 4, "16xlarge": 8}),
+    "p4d": FamilyGpus("A100", 40960, {"24xlarge": 8}),
+    "p4de": FamilyGpus("A100", 81920, {"24xlarge": 8}),
+    "p5": FamilyGpus("H100", 81920, {"4xlarge": 1, "48xlarge": 8}),
+    "p5e": FamilyGpus("H200", 144384, {"48xlarge": 8}),
+    "p5en": FamilyGpus("H200", 144384, {"48xlarge": 8}),
+    "p6-b200": FamilyGpus("B200", 183359, {"48xlarge": 8}),
+    "p6-b300": FamilyGpus("B300", 275040, {"48xlarge": 8}),
+    "g4dn": FamilyGpus("T4", 16384, {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1,
+                                     "12xlarge": 4, "metal": 8}),
+    "g5": FamilyGpus("A10G", 22888, _G_SIZES_1_4_8),
+    "g6": FamilyGpus("L4", 22888, _G_SIZES_1_4_8),
+    "g6e": FamilyGpus("L40S", 45776, _G_SIZES_1_4_8),
+}
+FAMILY_SOURCE = "AWS EC2 accelerated computing instance specifications (GPUs per size), gpuarb family table"
+
+# EC2 instance types carrying the GPUs gpuarb costs: A100/H100/H200/B200/B300 (p4d..p6) and the small GPUs real
+# inference and fine-tuning jobs ask for (T4 g4dn, A10G g5, L4 g6, L40S g6e, V100 p3). Every size of each family.
 DEFAULT_INSTANCE_TYPES: tuple[str, ...] = (
     "p4d.24xlarge", "p4de.24xlarge", "p5.4xlarge", "p5.48xlarge", "p5e.48xlarge", "p5en.48xlarge",
     "p6-b200.48xlarge", "p6-b300.48xlarge",
+    *(f"{family}.{size}" for family in ("g4dn", "g5", "g6", "g6e", "p3") for size in FAMILY_GPUS[family].counts),
 )
 # Regions where those types are sold (SkyPilot AWS catalog, see shared/catalog-snapshot/aws), opt-in
 # regions (ap-southeast-3, eu-south-2, me-central-1...) left out: an account must enable them first.
@@ -495,51 +539,109 @@ def fetch_spot(ctx: FetchContext, client: Any, region: str,
 # -- GPU facts (EC2 DescribeInstanceTypes) ---------------------------------------------------------
 
 def parse_instance_type(info: Mapping[str, Any]) -> GpuInfo | None:
-    """A DescribeInstanceTypes item -> its GPU facts, or None when it has no GPU."""
+    """A DescribeInstanceTypes item -> its GPU facts as AWS states them, or None when it lists no GPU.
+
+    The name and count are kept as given, even when wrong ('NVIDIA', Count 0): ``gpu_facts`` corrects them.
+    """
     gpus = (info.get("GpuInfo") or {}).get("Gpus") or []
-    if not gpus or not gpus[0].get("Name"):
+    if not gpus:
         return None
     first = gpus[0]
     memory = (first.get("MemoryInfo") or {}).get("SizeInMiB")
     vcpus = (info.get("VCpuInfo") or {}).get("DefaultVCpus")
     ram_mib = (info.get("MemoryInfo") or {}).get("SizeInMiB")
-    return GpuInfo(name=str(first["Name"]), count=int(first.get("Count") or 0), memory_mib=memory or None,
+    return GpuInfo(name=str(first.get("Name") or ""), count=int(first.get("Count") or 0), memory_mib=memory or None,
                    vcpus=float(vcpus) if vcpus else None, ram_gb=ram_mib / 1024 if ram_mib else None)
 
 
+def family_facts(instance_type: str) -> tuple[FamilyGpus | None, int | None]:
+    """The family table's GPUs for an instance type and its size's GPU count ('g5.12xlarge' -> A10G, 4)."""
+    family, _, size = instance_type.partition(".")
+    table = FAMILY_GPUS.get(family)
+    return table, (table.counts.get(size) if table else None)
+
+
+def gpu_facts(ctx: FetchContext, instance_type: str, described: GpuInfo | None,
+              od: OnDemandPrice | None) -> tuple[GpuInfo, str] | None:
+    """GPU name, count and memory of an instance type, and a note saying which came from the family table.
+
+    DescribeInstanceTypes wins where it names a GPU gpuarb knows and a positive count. The family table
+    (``FAMILY_GPUS``) fills a generic name ('NVIDIA'), a zero count and a type that was not described; the Price
+    List's ``gpu`` attribute is the last source of a count. None when nothing says what the GPUs are.
+    """
+    table, table_count = family_facts(instance_type)
+    notes = []
+    if described is not None and ctx.facts.canonical_gpu(described.name) is not None:
+        name = described.name
+    elif table is not None:
+        name = table.gpu
+        notes.append(f"GPU {table.gpu} from the family table (DescribeInstanceTypes "
+                     + (f"named it '{described.name}')" if described is not None else "did not describe the type)"))
+    else:
+        return None
+    if described is not None and described.count > 0:
+        count = described.count
+    elif table_count:
+        count = table_count
+        if described is not None:
+            notes.append(f"{count} GPU(s) from the family table (DescribeInstanceTypes said Count {described.count})")
+    elif od is not None and od.gpus:
+        count = od.gpus
+    else:
+        return None
+    memory = (described.memory_mib if described is not None and described.memory_mib else None) or (
+        table.memory_mib if table is not None else None)
+    vcpus = described.vcpus if described is not None else None
+    ram_gb = described.ram_gb if described is not None else None
+    return GpuInfo(name=name, count=count, memory_mib=memory, vcpus=vcpus, ram_gb=ram_gb), "; ".join(notes)
+
+
 def describe_gpus(ctx: FetchContext, clients: Mapping[str, Any], region_list: tuple[str, ...],
-                  types_by_region: Mapping[str, set[str]]) -> dict[str, GpuInfo | None]:
+                  types_by_region: Mapping[str, set[str]],
+                  failed: dict[str, str] | None = None) -> dict[str, GpuInfo | None]:
     """Instance type -> GPU facts, each type described once, in the first region that sells it.
 
     Regions are asked concurrently; a type a region did not describe is asked again in the next region
-    that sells it.
+    that sells it. With ``failed`` (region -> reason), a region whose call fails is recorded there and its
+    types are asked in the next region instead of failing the whole lookup (regions already in it are skipped).
     """
     known: dict[str, GpuInfo | None] = {}
     asked: set[tuple[str, str]] = set()
 
-    def describe(job: tuple[str, list[str]]) -> dict[str, GpuInfo | None]:
+    def describe(job: tuple[str, list[str]]) -> tuple[str, dict[str, GpuInfo | None] | ProviderError]:
         region, wanted = job
         found: dict[str, GpuInfo | None] = {}
-        # A filter (unlike InstanceTypes=) does not fail on a type the region lacks.
-        for page in _pages(ctx, clients[region], "ec2", "describe_instance_types", region,
-                           Filters=[{"Name": "instance-type", "Values": wanted}]):
-            for info in page.get("InstanceTypes", []):
-                if info.get("InstanceType") in wanted:
-                    found[info["InstanceType"]] = parse_instance_type(info)
-        return found
+        try:
+            # A filter (unlike InstanceTypes=) does not fail on a type the region lacks.
+            for page in _pages(ctx, clients[region], "ec2", "describe_instance_types", region,
+                               Filters=[{"Name": "instance-type", "Values": wanted}]):
+                for info in page.get("InstanceTypes", []):
+                    if info.get("InstanceType") in wanted:
+                        found[info["InstanceType"]] = parse_instance_type(info)
+        except MissingCredentials:
+            raise
+        except ProviderError as exc:
+            if failed is None:
+                raise
+            return region, exc
+        return region, found
 
     while True:
         jobs: dict[str, list[str]] = {}
         for instance_type in sorted(set().union(*types_by_region.values()) - set(known)):
             region = next((r for r in region_list if instance_type in types_by_region.get(r, ())
-                           and (r, instance_type) not in asked), None)
+                           and (r, instance_type) not in asked and r not in (failed or {})), None)
             if region is not None:
                 asked.add((region, instance_type))
                 jobs.setdefault(region, []).append(instance_type)
         if not jobs:
             return known
-        for found in _in_threads(describe, [(r, jobs[r]) for r in region_list if r in jobs]):
-            known.update(found)
+        for region, found in _in_threads(describe, [(r, jobs[r]) for r in region_list if r in jobs]):
+            if isinstance(found, ProviderError):
+                assert failed is not None
+                failed[region] = str(found)
+            else:
+                known.update(found)
 
 
 def accelerator_for(ctx: FetchContext, gpu_name: str, memory_mib: int | None) -> str | None:
@@ -558,41 +660,65 @@ def accelerator_for(ctx: FetchContext, gpu_name: str, memory_mib: int | None) ->
 
 # -- Offers -----------------------------------------------------------------------------------
 
+def offer_memory_gb(ctx: FetchContext, accelerator: str, memory_mib: int | None) -> float | None:
+    """Per-GPU GB for an offer: gpus.csv's size when AWS's figure is within 10 % of it (A10G/L4 report 22888 MiB
+    for 24 GB cards), else AWS's own, else None."""
+    if not memory_mib:
+        return None
+    reported = memory_mib / 1024
+    fact = ctx.facts.gpus.get(accelerator)
+    if fact is not None and abs(reported - fact.memory_gb) <= 0.10 * fact.memory_gb:
+        return fact.memory_gb
+    return round(reported, 1)
+
+
 def build_offers(ctx: FetchContext, on_demand: Mapping[tuple[str, str], OnDemandPrice],
                  spot: Mapping[str, Mapping[tuple[str, str], SpotPrice]],
-                 gpus: Mapping[str, GpuInfo | None]) -> list[Offer]:
-    """Per-zone offers where spot is priced (with the region's on-demand price), else one per region."""
+                 gpus: Mapping[str, GpuInfo | None], skip_regions: Iterable[str] = ()) -> list[Offer]:
+    """Per-zone offers where spot is priced (with the region's on-demand price), else one per region.
+
+    A Local Zone (use1-atl2-az1) is a zone of its parent region with its own on-demand price, which the
+    Price List query does not ask for (Local Zone products are dropped): its offers are spot-only. Regions
+    in ``skip_regions`` (a call there failed) get no offers.
+    """
+    skipped = set(skip_regions)
     keys = set(on_demand) | {(region, t) for region, by_zone in spot.items() for t, _zone in by_zone}
     offers: list[Offer] = []
     for region, instance_type in sorted(keys):
-        info = gpus.get(instance_type)
-        if info is None:
-            continue  # not described (no GPU, or unknown to EC2 in every region we asked)
+        if region in skipped:
+            continue
+        od = on_demand.get((region, instance_type))
+        resolved = gpu_facts(ctx, instance_type, gpus.get(instance_type), od)
+        if resolved is None:
+            continue  # no GPU (or unknown to EC2 and to the family table)
+        info, note = resolved
         accelerator = accelerator_for(ctx, info.name, info.memory_mib)
         if accelerator is None:
             continue
-        od = on_demand.get((region, instance_type))
-        count = info.count or (od.gpus if od and od.gpus else 0)
-        if count <= 0:
-            continue
-        memory_gb = round(info.memory_mib / 1024, 1) if info.memory_mib else (
-            round(od.gpu_memory_total_gb / count, 1) if od and od.gpu_memory_total_gb else None)
+        memory_gb = offer_memory_gb(ctx, accelerator, info.memory_mib) or (
+            round(od.gpu_memory_total_gb / info.count, 1) if od and od.gpu_memory_total_gb else None)
         common = dict(provider=NAME, region=region, instance_type=instance_type, accelerator=accelerator,
-                      gpus_per_node=count, gpu_memory_gb=memory_gb,
+                      gpus_per_node=info.count, gpu_memory_gb=memory_gb,
                       vcpus=(od.vcpus if od and od.vcpus else info.vcpus),
-                      ram_gb=(od.ram_gb if od and od.ram_gb else info.ram_gb),
-                      on_demand_usd_per_hour=od.usd_per_hour if od else None)
+                      ram_gb=(od.ram_gb if od and od.ram_gb else info.ram_gb))
         od_ref = f"AWS Price List GetProducts sku {od.sku} (effective {od.effective})" if od else ""
+        facts_ref = f"{note} ({FAMILY_SOURCE})" if note else ""
         zones = sorted((p for (t, _z), p in spot.get(region, {}).items() if t == instance_type),
                        key=lambda p: p.zone_id or p.zone_name)
         for price in zones:
+            zone = price.zone_id or price.zone_name
+            local = is_local_zone(zone)
             stamp = price.timestamp.isoformat(timespec="seconds")
             spot_ref = f"EC2 DescribeSpotPriceHistory {price.zone_name} at {stamp}"
-            offers.append(make_live_offer(ctx, **common, zone=price.zone_id or price.zone_name,
-                                          spot_usd_per_hour=price.usd_per_hour,
-                                          price_ref="; ".join(r for r in (od_ref, spot_ref) if r)))
-        if not zones and od is not None:
-            offers.append(make_live_offer(ctx, **common, zone=None, spot_usd_per_hour=None, price_ref=od_ref))
+            lz_ref = "Local Zone: spot only (its on-demand price is not the region's)" if local else ""
+            refs = ("" if local else od_ref, spot_ref, lz_ref, facts_ref)
+            offers.append(make_live_offer(ctx, **common, zone=zone, spot_usd_per_hour=price.usd_per_hour,
+                                          on_demand_usd_per_hour=None if local or od is None else od.usd_per_hour,
+                                          price_ref="; ".join(r for r in refs if r)))
+        if not any(not is_local_zone(p.zone_id or p.zone_name) for p in zones) and od is not None:
+            offers.append(make_live_offer(ctx, **common, zone=None, spot_usd_per_hour=None,
+                                          on_demand_usd_per_hour=od.usd_per_hour,
+                                          price_ref="; ".join(r for r in (od_ref, facts_ref) if r)))
     return [o for o in offers if o.on_demand_usd_per_hour is not None or o.spot_usd_per_hour is not None]
 
 
@@ -609,22 +735,52 @@ class AwsAdapter:
         return has_credentials(ctx)
 
     async def fetch(self, ctx: FetchContext) -> list[Offer]:
-        """Every GPU offer in the configured regions: on-demand per region, spot per zone."""
+        """Every GPU offer in the configured regions: on-demand per region, spot per zone.
+
+        A region whose EC2 calls fail (not enabled for the account, throttled past the retries...) is left out
+        with one warning naming it; the other regions' offers stay. Only when every region fails, or the Price
+        List query (one for all regions) fails, does the fetch fail.
+        """
         import asyncio
 
         region_list, types = regions(ctx), instance_types(ctx)
         pricing, ec2 = await asyncio.to_thread(_make_clients, ctx, region_list)
         results = await asyncio.gather(
             asyncio.to_thread(fetch_on_demand, ctx, pricing, types, region_list),
-            *(asyncio.to_thread(fetch_spot, ctx, ec2[r], r, types) for r in region_list),
+            *(asyncio.to_thread(_region_spot, ctx, ec2[r], r, types) for r in region_list),
         )
         on_demand: dict[tuple[str, str], OnDemandPrice] = results[0]
-        spot: dict[str, dict[tuple[str, str], SpotPrice]] = dict(zip(region_list, results[1:], strict=True))
-        types_by_region: dict[str, set[str]] = {r: {t for t, _z in spot[r]} for r in region_list}
+        failed: dict[str, str] = {}
+        spot: dict[str, dict[tuple[str, str], SpotPrice]] = {}
+        for region, answer in zip(region_list, results[1:], strict=True):
+            if isinstance(answer, ProviderError):
+                failed[region] = str(answer)
+            else:
+                spot[region] = answer
+        types_by_region: dict[str, set[str]] = {r: {t for t, _z in spot[r]} for r in spot}
         for region, instance_type in on_demand:
-            types_by_region.setdefault(region, set()).add(instance_type)
-        gpus = await asyncio.to_thread(describe_gpus, ctx, ec2, region_list, types_by_region)
-        return build_offers(ctx, on_demand, spot, gpus)
+            if region not in failed:
+                types_by_region.setdefault(region, set()).add(instance_type)
+        gpus = await asyncio.to_thread(describe_gpus, ctx, ec2, region_list, types_by_region, failed)
+        if failed and len(failed) == len(region_list):
+            first = failed[region_list[0]].removeprefix(f"{NAME}: ")
+            raise ProviderError(NAME, f"every region failed ({', '.join(region_list)}); first: {first}")
+        for region in region_list:
+            if region in failed:
+                log.warning("aws: region %s left out: %s", region, failed[region].removeprefix(f"{NAME}: "))
+        return build_offers(ctx, on_demand, spot, gpus, skip_regions=failed)
+
+
+def _region_spot(ctx: FetchContext, client: Any, region: str,
+                 types: tuple[str, ...]) -> dict[tuple[str, str], SpotPrice] | ProviderError:
+    """fetch_spot for one region, its failure returned (not raised) so the other regions go on; missing
+    credentials still fail the whole fetch."""
+    try:
+        return fetch_spot(ctx, client, region, types)
+    except MissingCredentials:
+        raise
+    except ProviderError as exc:
+        return exc
 
 
 ADAPTER = AwsAdapter()

@@ -58,16 +58,34 @@ class Adapter(Protocol):
         ...
 
 
+def offer_place(ctx: FetchContext, provider: str, region: str, zone: str | None = None) -> tuple[str, str]:
+    """(ISO country, continent) of a provider's region/zone from the region table (arbitrage/geo.py); ('', '')
+    when the place is unknown or the fact tables carry no region table."""
+    if getattr(ctx.facts, "regions", None) is None:
+        return "", ""
+    from arbitrage.geo import locate
+
+    return locate(ctx.facts, provider, region, zone)
+
+
 def make_live_offer(ctx: FetchContext, *, provider: str, region: str, instance_type: str, accelerator: str,
                     gpus_per_node: int, on_demand_usd_per_hour: float | None, spot_usd_per_hour: float | None,
                     price_ref: str, zone: str | None = None, gpu_memory_gb: float | None = None,
-                    vcpus: float | None = None, ram_gb: float | None = None) -> Offer:
+                    vcpus: float | None = None, ram_gb: float | None = None, country: str | None = None,
+                    continent: str | None = None, available: int | None = None,
+                    host_reliability: float | None = None) -> Offer:
     """An Offer stamped live/now, with interconnect and GPU variant from the fact tables.
 
-    Prices are USD per hour per instance; non-positive or non-finite prices are treated as absent.
+    Prices are USD per hour per instance; non-positive or non-finite prices are treated as absent. ``country`` /
+    ``continent`` default to the region table's place of the region/zone (``offer_place``); marketplace adapters
+    pass the host's own location, ``available`` and ``host_reliability``.
     """
     fabric, gbps = ctx.facts.interconnect_for(provider, instance_type)
     fact = ctx.facts.gpus.get(accelerator)
+    if country is None or continent is None:
+        found_country, found_continent = offer_place(ctx, provider, region, zone)
+        country = found_country if country is None else country
+        continent = found_continent if continent is None else continent
 
     def clean(price: float | None) -> float | None:
         return price if price is not None and math.isfinite(price) and price > 0 else None
@@ -80,6 +98,7 @@ def make_live_offer(ctx: FetchContext, *, provider: str, region: str, instance_t
         on_demand_usd_per_hour=clean(on_demand_usd_per_hour), spot_usd_per_hour=clean(spot_usd_per_hour),
         interconnect=fabric, interconnect_gbps=gbps, source="live", as_of=ctx.now.isoformat(timespec="seconds"),
         price_ref=price_ref, gpu_model=ctx.facts.gpu_model_for(provider, instance_type, accelerator),
+        country=country, continent=continent, available=available, host_reliability=host_reliability,
     )
 
 

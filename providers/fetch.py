@@ -2,12 +2,14 @@
 
 This is the only place that decides which source a provider's prices come from, and it says so:
 every provider gets a `ProviderStatus` (what was used, how old, and why) for the CLI to print.
+Every live or cached batch passes the price quality gate (providers/quality.py) first; the prices it sets aside
+ride along in the status (the bundled snapshot was gated when it was built).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +17,7 @@ from arbitrage import paths
 from arbitrage.offers import Offer
 from providers import cache
 from providers.base import Adapter, FetchContext, NoCapacity, ProviderError
+from providers.quality import GateRules, Quarantined, gate, load_rules
 from providers.registry import adapter_ids, get_adapter
 
 SourceMode = Literal["auto", "live", "cache", "snapshot"]
@@ -36,6 +39,8 @@ class ProviderStatus:
     credentials: bool | None
     level: Level = "ok"
     message: str = ""
+    # Prices the quality gate set aside from this batch (live or cached), with their reasons.
+    quarantined: tuple[Quarantined, ...] = ()
 
 
 Result = tuple[list[Offer], ProviderStatus]
@@ -48,6 +53,7 @@ class _Source:
     name: str
     snapshot: list[Offer]
     entry: cache.CacheEntry | None
+    rules: GateRules | None = None
 
     @property
     def has_cache(self) -> bool:
@@ -58,11 +64,18 @@ class _Source:
         used: Literal["snapshot", "none"] = "snapshot" if self.snapshot else "none"
         return self.snapshot, ProviderStatus(self.name, used, len(self.snapshot), as_of, creds, level, message)
 
+    def gated(self, offers: list[Offer]) -> tuple[list[Offer], tuple[Quarantined, ...]]:
+        """The offers that pass the quality gate, and the prices it set aside."""
+        if self.rules is None:
+            return offers, ()
+        result = gate(offers, self.rules)
+        return result.kept, tuple(result.quarantined)
+
     def from_cache(self, level: Level, message: str, creds: bool | None) -> Result:
         assert self.entry is not None and self.entry.fetched_at is not None
         stamp = self.entry.fetched_at.isoformat(timespec="seconds")
-        offers = list(self.entry.offers)
-        return offers, ProviderStatus(self.name, "cache", len(offers), stamp, creds, level, message)
+        offers, aside = self.gated(list(self.entry.offers))
+        return offers, ProviderStatus(self.name, "cache", len(offers), stamp, creds, level, message, aside)
 
     def fallback(self, level: Level, message: str, creds: bool | None) -> Result:
         """The last good cache if there is one, else the snapshot, with the reason appended."""
@@ -93,8 +106,9 @@ def _decide(source: _Source, mode: SourceMode, ctx: FetchContext) -> Result | Ad
             return source.from_cache("ok", "", None)
     if not adapter.has_credentials(ctx):
         return source.fallback("info", f"{name}: no credentials ({adapter.credentials_hint})", False)
+    failure_age = entry.failure_age_seconds(ctx.now) if entry is not None else None
     if (mode == "auto" and entry is not None and entry.failed_at is not None
-            and (ctx.now - entry.failed_at).total_seconds() < FAILURE_COOLDOWN_S
+            and failure_age is not None and failure_age < FAILURE_COOLDOWN_S
             and (entry.fetched_at is None or entry.failed_at > entry.fetched_at)):
         pause = FAILURE_COOLDOWN_S // 60
         return source.fallback("warning", f"{name}: last live fetch failed ({entry.failure}); "
@@ -139,15 +153,27 @@ async def _live(source: _Source, adapter: Adapter, ctx: FetchContext, directory:
         if adapter.ttl_seconds > 0:
             cache.record_failure(directory, name, ctx.now, reason, source.entry)
         return source.fallback("warning", f"{name}: live fetch failed ({reason})", True)
-    if adapter.ttl_seconds > 0:
+    kept, aside = source.gated(offers)
+    if not kept:  # a broken answer: keep the last good cache, fall back to it, and say why
+        reason = f"the price quality gate set aside all {len(aside)} prices (first: {aside[0].reason})"
+        if adapter.ttl_seconds > 0:
+            cache.record_failure(directory, name, ctx.now, reason, source.entry)
+        offers_back, status = source.fallback("warning", f"{name}: live fetch failed ({reason})", True)
+        return offers_back, replace(status, quarantined=aside + status.quarantined)
+    if adapter.ttl_seconds > 0:  # the cache keeps the answer as received; the gate runs again on every read
         cache.write_offers(directory, name, offers, ctx.now)
-    return offers, ProviderStatus(name, "live", len(offers), ctx.now.isoformat(timespec="seconds"), True)
+    return kept, ProviderStatus(name, "live", len(kept), ctx.now.isoformat(timespec="seconds"), True,
+                                quarantined=aside)
 
 
 async def _gather(jobs: list[tuple[_Source, Adapter]], ctx: FetchContext, directory: Path,
                   deadline_s: float) -> list[Result]:
     import asyncio
 
+    from providers.http import use_daemon_threads
+
+    # An SDK call stuck in a thread (a socket dripping a byte a second) must not hold the command past deadline_s.
+    use_daemon_threads(asyncio.get_running_loop())
     return list(await asyncio.gather(*(_live(s, a, ctx, directory, deadline_s) for s, a in jobs)))
 
 
@@ -163,9 +189,13 @@ def collect_offers(snapshot: Iterable[Offer], mode: SourceMode, ctx: FetchContex
     directory = paths.cache_dir(ctx.env)
     results: dict[str, Result] = {}
     jobs: list[tuple[_Source, Adapter]] = []
+    rules = load_rules(ctx.facts) if mode != "snapshot" else None
+    problems: dict[str, str] = {}  # a cache file that was ignored, and why: one warning per provider
     for name in names:
-        source = _Source(name, by_provider.get(name, []),
-                         cache.read(directory, name) if name in live and mode != "snapshot" else None)
+        entry, problem = cache.inspect(directory, name) if name in live and mode != "snapshot" else (None, None)
+        if problem:
+            problems[name] = problem
+        source = _Source(name, by_provider.get(name, []), entry, rules)
         decided = _decide(source, mode, ctx)
         if isinstance(decided, tuple):
             results[name] = decided
@@ -176,5 +206,9 @@ def collect_offers(snapshot: Iterable[Offer], mode: SourceMode, ctx: FetchContex
 
         for (source, _), result in zip(jobs, asyncio.run(_gather(jobs, ctx, directory, deadline_s)), strict=True):
             results[source.name] = result
+    for name, problem in problems.items():
+        batch, status = results[name]
+        message = f"{name}: {problem}" + (f"; {status.message.removeprefix(name + ': ')}" if status.message else "")
+        results[name] = (batch, replace(status, level="warning", message=message))
     ordered = [results[n] for n in names]
     return [o for batch, _ in ordered for o in batch], [status for _, status in ordered]

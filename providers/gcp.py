@@ -15,8 +15,9 @@ same sum over the Spot/Preemptible SKUs. A4 is the exception: its ``A4 Nvidia B2
 prices one eighth of the machine, vCPUs and memory included (the catalog has no A4 core/RAM SKUs), so an
 a4-highgpu-8g costs 8 slices.
 
-The shapes priced are those in ``providers.skypilot_catalog.GCP_HOST_FOR``; vCPU and memory sizes are in
-``MACHINE_SHAPES`` below. A shape is priced in a region where every part it needs has a price.
+The shapes priced are those in ``HOSTS``: the accelerator-optimized ones of ``providers.skypilot_catalog.GCP_HOST_FOR``
+and ``ATTACHED_HOSTS`` (G2 with L4, N1 with T4/V100); vCPU and memory sizes are in ``MACHINE_SHAPES`` below. A
+shape is priced in a region where every part it needs has a price.
 
 Zones (only with Compute Engine access): the catalog lists the regions a SKU is billed in, not the zones
 that have the machine. When a project and OAuth credentials are at hand, ``google-cloud-compute`` (REST
@@ -24,14 +25,15 @@ transport) asks two project-wide aggregated lists, each one call per page (``max
 ``nextPageToken`` to the end), both at once in worker threads, alongside the SKU pages:
 ``AcceleratorTypesClient.aggregated_list`` (GET ``/compute/v1/projects/{project}/aggregated/acceleratorTypes``)
 for the zones offering each GPU (``GCE_ACCELERATORS``: nvidia-tesla-a100, nvidia-a100-80gb, nvidia-h100-80gb,
-nvidia-h100-mega-80gb, nvidia-h200-141gb, nvidia-b200), and ``MachineTypesClient.aggregated_list`` with
-``filter="name eq 'a[234]-.*'"`` (the documented RE2 ``eq`` form) for the zones offering each a2/a3/a4
-machine type. A shape is then offered once per zone (``zone`` set, the region's price) where both its GPU
-and its machine type exist; a priced region with no such zone gets no offer. Deprecated (OBSOLETE /
-DELETED) types count as absent. Compute access, in this order: ``GOOGLE_OAUTH_ACCESS_TOKEN``, else the
-Application Default Credentials file below (scope ``compute.readonly``); the project from
-``GOOGLE_CLOUD_PROJECT``, ``CLOUDSDK_CORE_PROJECT`` or ``GCLOUD_PROJECT``, else the ADC file's project
-(service account) or quota project. An API key alone cannot call the Compute API.
+nvidia-h100-mega-80gb, nvidia-h200-141gb, nvidia-b200, nvidia-l4, nvidia-tesla-t4, nvidia-tesla-v100), and
+``MachineTypesClient.aggregated_list`` with ``filter=MACHINE_TYPE_FILTER`` (the documented RE2 ``eq`` form:
+a2/a3/a4, g2-standard and n1 standard/highmem) for the zones offering each host machine type. A shape is then
+offered once per zone (``zone`` set, the region's price) where both its GPU and its machine type exist; a
+priced region with no such zone gets no offer. Deprecated (OBSOLETE / DELETED) types count as absent.
+Compute access, in this order: ``GOOGLE_OAUTH_ACCESS_TOKEN``, else the Application Default Credentials file
+below (scope ``compute.readonly``); the project from ``GOOGLE_CLOUD_PROJECT``, ``CLOUDSDK_CORE_PROJECT`` or
+``GCLOUD_PROJECT``, else the ADC file's project (service account) or quota project. An API key alone cannot
+call the Compute API.
 
 * Without Compute access (only an API key, no project, or ``google-cloud-compute`` not installed): the
   behaviour before zones existed: one offer per priced region, ``zone`` None, and one info log line.
@@ -54,9 +56,10 @@ Limits of this adapter:
 * **SKUs that are not mapped** (see ``classify_sku``): commitments (``usageType`` Commit*), ``Reserved ...``
   and Calendar Mode SKUs, SKUs ``attached to`` DWS Defined Duration, Flex-start or Sole Tenancy VMs, Custom
   and Premium SKUs, every non-Compute SKU (storage, network, licences), and every GPU or machine family that
-  ``GCP_HOST_FOR`` does not use (N1 + T4/V100/P100/P4, G2 L4, G4 RTX PRO 6000, A3 Edge, A4X GB200/GB300,
-  TPUs). A SKU whose wording matches no known label exactly is skipped. A renamed SKU therefore drops
-  offers; it does not produce a wrong sum. If no offer at all can be priced, ``fetch`` raises.
+  ``HOSTS`` does not use (N1 + P100/P4, G4 RTX PRO 6000, A3 Edge, A4X GB200/GB300, TPUs). A SKU whose
+  wording matches no known label exactly is skipped (family labels are compared without spaces, so 'A3 Ultra'
+  and 'A3Ultra' are one label). A renamed SKU therefore drops offers; it does not produce a wrong sum. If no
+  offer at all can be priced, ``fetch`` raises.
 * **A SKU without ``pricingInfo``** (or without ``tieredRates``, or priced at $0) is skipped. A part with
   no usable price leaves that shape unpriced in that region for that purchase option.
 * **Two ordinary SKUs for the same part and region**: the higher price is kept, whatever order the pages
@@ -111,8 +114,8 @@ COMPUTE_SCOPE = "https://www.googleapis.com/auth/compute.readonly"
 PROJECT_ENV = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "GCLOUD_PROJECT")
 ZONE_PAGE_SIZE = 500  # the documented maximum of maxResults
 ZONE_MAX_PAGES = 50
-MACHINE_TYPE_FILTER = "name eq 'a[234]-.*'"
-# Compute Engine accelerator type names (cloud.google.com/compute/docs/gpus) of the GCP_HOST_FOR accelerators.
+MACHINE_TYPE_FILTER = "name eq '(a[234]-.*)|(g2-standard-.*)|(n1-(standard|highmem)-.*)'"
+# Compute Engine accelerator type names (cloud.google.com/compute/docs/gpus) of the HOSTS accelerators.
 GCE_ACCELERATORS: dict[str, str] = {
     "A100": "nvidia-tesla-a100",
     "A100-80GB": "nvidia-a100-80gb",
@@ -120,7 +123,25 @@ GCE_ACCELERATORS: dict[str, str] = {
     "H100-MEGA": "nvidia-h100-mega-80gb",
     "H200": "nvidia-h200-141gb",
     "B200": "nvidia-b200",
+    "L4": "nvidia-l4",
+    "T4": "nvidia-tesla-t4",
+    "V100": "nvidia-tesla-v100",
 }
+
+# Hosts of the GPUs GCP sells outside the accelerator-optimized families, (accelerator, count) -> machine type:
+# G2 carries L4 (the one G2 size per count SkyPilot's gcp_catalog.py _ACC_INSTANCE_TYPE_DICTS names first), and
+# T4/V100 are attached to N1 VMs (an N1 standard/highmem size with SkyPilot's default host vCPUs for the count,
+# gcp_catalog.py _NUM_ACC_TO_NUM_CPU, within GCP's per-GPU vCPU/memory limits, cloud.google.com/compute/docs/gpus;
+# one host per (GPU, count) and no host shared by two of them, so an instance type names one GPU configuration).
+# Each is priced as its G2 / N1 Predefined vCPUs and RAM plus the attached GPUs.
+ATTACHED_HOSTS: dict[tuple[str, int], str] = {
+    ("L4", 1): "g2-standard-4", ("L4", 2): "g2-standard-24", ("L4", 4): "g2-standard-48", ("L4", 8): "g2-standard-96",
+    ("T4", 1): "n1-highmem-4", ("T4", 2): "n1-highmem-8", ("T4", 4): "n1-standard-64",
+    ("V100", 1): "n1-standard-8", ("V100", 2): "n1-highmem-16", ("V100", 4): "n1-highmem-32",
+    ("V100", 8): "n1-highmem-64",
+}
+# Every (accelerator, count) -> host machine type this adapter prices.
+HOSTS: dict[tuple[str, int], str] = {**GCP_HOST_FOR, **ATTACHED_HOSTS}
 
 
 @dataclass(frozen=True)
@@ -138,7 +159,7 @@ class MachineShape:
 
 
 # Sizes from the machine-type tables of https://cloud.google.com/compute/docs/accelerator-optimized-machines
-# (A2 Standard, A2 Ultra, A3 High, A3 Mega, A3 Ultra, A4). GPU model and count come from GCP_HOST_FOR. Billing
+# (A2 Standard, A2 Ultra, A3 High, A3 Mega, A3 Ultra, A4). GPU model and count come from HOSTS. Billing
 # families: A2 Ultra bills its vCPUs/RAM as plain A2; A3 Mega uses the "A3Plus" SKUs and A3 Ultra the "A3Ultra" ones.
 MACHINE_SHAPES: dict[str, MachineShape] = {
     "a2-highgpu-1g": MachineShape(12, 85, "a2"),
@@ -159,6 +180,20 @@ MACHINE_SHAPES: dict[str, MachineShape] = {
     "a3-megagpu-8g": MachineShape(208, 1872, "a3plus"),
     "a3-ultragpu-8g": MachineShape(224, 2952, "a3ultra"),
     "a4-highgpu-8g": MachineShape(224, 3968, None),
+    # G2 (cloud.google.com/compute/docs/accelerator-optimized-machines#g2-vms): L4 hosts, billed as G2 vCPUs + RAM.
+    "g2-standard-4": MachineShape(4, 16, "g2"),
+    "g2-standard-24": MachineShape(24, 96, "g2"),
+    "g2-standard-48": MachineShape(48, 192, "g2"),
+    "g2-standard-96": MachineShape(96, 384, "g2"),
+    # N1 (cloud.google.com/compute/docs/general-purpose-machines#n1_machines): T4/V100 hosts, billed as N1
+    # Predefined vCPUs + RAM whatever the standard/highmem shape.
+    "n1-highmem-4": MachineShape(4, 26, "n1"),
+    "n1-standard-8": MachineShape(8, 30, "n1"),
+    "n1-highmem-8": MachineShape(8, 52, "n1"),
+    "n1-highmem-16": MachineShape(16, 104, "n1"),
+    "n1-highmem-32": MachineShape(32, 208, "n1"),
+    "n1-highmem-64": MachineShape(64, 416, "n1"),
+    "n1-standard-64": MachineShape(64, 240, "n1"),
 }
 
 # GPU SKU label (lower case, after the location and Spot wording are removed) -> SkyPilot accelerator name.
@@ -180,10 +215,22 @@ _GPU_LABELS: dict[str, str] = {
     # One eighth of an a4-highgpu-8g, vCPUs and memory included.
     "a4 nvidia b200 (1 gpu slice)": "B200",
     "nvidia b200 (1 gpu slice)": "B200",
+    # Attached GPUs ('Nvidia Tesla T4 GPU running in Americas'; SkyPilot's fetch_gcp.py matches '<name> GPU').
+    "nvidia l4 gpu": "L4",
+    "nvidia tesla t4 gpu": "T4",
+    "nvidia t4 gpu": "T4",
+    "nvidia tesla v100 gpu": "V100",
+    "nvidia v100 gpu": "V100",
 }
 
-# "<label> Instance Core" / "<label> Instance Ram" (lower case) -> billing family used in MACHINE_SHAPES.
-_CPU_RAM_FAMILIES: dict[str, str] = {"a2": "a2", "a3": "a3", "a3plus": "a3plus", "a3ultra": "a3ultra"}
+# "<label> Instance Core" / "<label> Instance Ram" (lower case, spaces removed) -> billing family in MACHINE_SHAPES.
+# GCP writes some labels with a space: 'A3 Ultra Instance Core running in Americas' (a billing export's
+# 'DWS Defined Duration A3 Ultra Instance Core'), 'A3 Mega ...'; a3-megagpu-8g bills as 'A3Plus Instance Core'
+# (gpuhunt gcp.py maps 'A3Plus Instance' to a3-megagpu). Both spellings of each are accepted.
+_CPU_RAM_FAMILIES: dict[str, str] = {
+    "a2": "a2", "a3": "a3", "a3plus": "a3plus", "a3mega": "a3plus", "a3ultra": "a3ultra", "g2": "g2",
+    "n1predefined": "n1",
+}
 
 # usageUnit accepted per part, with the factor that turns the rate into USD per hour (GPU, core) or per GiB-hour.
 _UNITS: dict[str, dict[str, float]] = {
@@ -234,7 +281,7 @@ def classify_sku(sku: Mapping[str, Any]) -> SkuPart | None:
         return SkuPart("gpu", accelerator, spot)
     for suffix, kind in ((" instance core", "core"), (" instance ram", "ram")):
         if text.endswith(suffix):
-            family = _CPU_RAM_FAMILIES.get(text[: -len(suffix)])
+            family = _CPU_RAM_FAMILIES.get(text[: -len(suffix)].replace(" ", ""))
             return SkuPart(kind, family, spot) if family else None
     return None
 
@@ -342,7 +389,7 @@ def region_of(zone: str) -> str:
 
 def build_offers(ctx: FetchContext, skus: Iterable[Mapping[str, Any]], source_url: str,
                  zones: Mapping[str, set[str]] | None = None) -> list[Offer]:
-    """Offers for every GCP_HOST_FOR shape where all its parts are priced: per region, or per zone from `zones`.
+    """Offers for every HOSTS shape where all its parts are priced: per region, or per zone from `zones`.
 
     `zones` maps a zone to the instance types it offers (zone_machines); None keeps region-level offers.
     """
@@ -352,7 +399,7 @@ def build_offers(ctx: FetchContext, skus: Iterable[Mapping[str, Any]], source_ur
         if kind == "gpu":
             gpu_regions.setdefault(key, set()).add(region)
     offers = []
-    for (accelerator, gpus), instance_type in sorted(GCP_HOST_FOR.items(), key=lambda item: item[1]):
+    for (accelerator, gpus), instance_type in sorted(HOSTS.items(), key=lambda item: item[1]):
         shape = MACHINE_SHAPES.get(instance_type)
         if shape is None:
             continue
@@ -512,7 +559,7 @@ def _retrying(ctx: FetchContext, call: Callable[[], Any]) -> Any:
 
 
 def list_zone_types(ctx: FetchContext, access: ComputeAccess, kind: str) -> dict[str, set[str]]:
-    """Zone -> names of its accelerator types (kind 'accelerator') or a2/a3/a4 machine types ('machine').
+    """Zone -> names of its accelerator types (kind 'accelerator') or host machine types ('machine').
 
     Blocking (run it in a thread): one aggregated-list call per page, every page, deprecated types left out.
     """
@@ -552,9 +599,9 @@ def list_zone_types(ctx: FetchContext, access: ComputeAccess, kind: str) -> dict
 
 
 def zone_machines(accelerators: Mapping[str, set[str]], machines: Mapping[str, set[str]]) -> dict[str, set[str]]:
-    """Zone -> the GCP_HOST_FOR instance types whose GPU (GCE_ACCELERATORS) and machine type both exist there."""
+    """Zone -> the HOSTS instance types whose GPU (GCE_ACCELERATORS) and machine type both exist there."""
     out: dict[str, set[str]] = {}
-    for (accelerator, _gpus), instance_type in GCP_HOST_FOR.items():
+    for (accelerator, _gpus), instance_type in HOSTS.items():
         gpu = GCE_ACCELERATORS.get(accelerator)
         for zone, names in accelerators.items():
             if gpu in names and instance_type in machines.get(zone, ()):

@@ -6,17 +6,20 @@ https://graphql-spec.runpod.io/). The key comes from ``RUNPOD_API_KEY``.
 
 Two kinds of query, all POSTed to the same endpoint:
 
-1. ``dataCenters { id name listed }`` and ``gpuTypes { id displayName memoryInGb secureCloud
+1. ``countryCodes``, ``dataCenters { id name listed }`` and ``gpuTypes { id displayName memoryInGb secureCloud
    communityCloud securePrice communityPrice secureSpotPrice communitySpotPrice }``: the catalogue.
-   Prices are USD **per GPU-hour**, one global figure per GPU type and cloud.
+   Prices are USD **per GPU-hour**, one global figure per GPU type and cloud. ``countryCodes`` lists the
+   countries Community Cloud hosts are in (gpuhunt's runpod.py queries Community Cloud by them; nulls skipped).
 2. For each GPU count N in 1, 2, 4, 8: one query holding, per listed data centre, an aliased
    ``gpuTypes { id lowestPrice(input: {gpuCount: N, secureCloud: true, dataCenterId: "<DC>"})
-   { stockStatus } }`` plus one community alias (``secureCloud: false``, no data centre).
-   ``stockStatus`` null means "not deployable there with N GPUs now".
+   { stockStatus } }`` and, per country code, one Community Cloud alias (``secureCloud: false,
+   countryCode: "<CC>"``). ``stockStatus`` null means "not deployable there with N GPUs now".
 
-Offers (matching data/price-sources/runpod.csv): Secure Cloud rows are per data centre, region =
-the data-centre id in lower case ('us-tx-3'); Community Cloud (third-party hosts, no DC) is one
-region named ``community``. instance_type is '<N>x <RunPod GPU type id>' ('8x NVIDIA H100 80GB
+Offers: Secure Cloud rows are per data centre, region = the data-centre id in lower case ('us-tx-3'),
+country/continent from the region table; Community Cloud (third-party hosts, no data centre) is per country
+with stock there: region ``community-<cc>`` ('community-se'), country the ISO code. Community Cloud is not a
+data centre SkyPilot can pin (it launches Secure Cloud only), but it is a real place, so a data-residency rule
+can select or exclude it. instance_type is '<N>x <RunPod GPU type id>' ('8x NVIDIA H100 80GB
 HBM3'); the per-instance price is the per-GPU price x N; spot is ``secureSpotPrice`` /
 ``communitySpotPrice`` x N (RunPod's interruptible pods). vCPU/RAM vary by host and are left
 empty, as in the snapshot. A GraphQL ``errors`` array (RunPod answers those with HTTP 200) is a
@@ -29,6 +32,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
+from arbitrage.geo import continent_of
 from arbitrage.offers import Offer
 from providers.base import (
     FetchContext,
@@ -50,9 +54,10 @@ DEFAULT_URL = "https://api.runpod.io"
 PATH = "/graphql"
 ENV_KEY = "RUNPOD_API_KEY"
 GPU_COUNTS = (1, 2, 4, 8)
-COMMUNITY_REGION = "community"
+COMMUNITY_PREFIX = "community-"  # Community Cloud regions: community-<ISO country, lower case>
 
 CATALOG_QUERY = """query GpuarbCatalog {
+  countryCodes
   dataCenters { id name listed }
   gpuTypes {
     id displayName memoryInGb secureCloud communityCloud
@@ -71,9 +76,20 @@ def gpu_from_type(ctx: FetchContext, gpu_id: str, display_name: str, memory_gb: 
     return None
 
 
-def stock_alias(data_center_id: str, taken: set[str]) -> str:
-    """A GraphQL alias/variable name for a data centre ('US-TX-3' -> 'dc_US_TX_3'), unique within a query."""
-    alias = "dc_" + re.sub(r"[^0-9A-Za-z_]", "_", data_center_id)
+def community_region(country_code: str) -> str:
+    """The region of Community Cloud hosts in one country: 'SE' -> 'community-se'."""
+    return COMMUNITY_PREFIX + country_code.lower()
+
+
+def is_community(region: str) -> bool:
+    """True for a Community Cloud region ('community-se'; the bare 'community' of older caches too)."""
+    return region == "community" or region.startswith(COMMUNITY_PREFIX)
+
+
+def stock_alias(data_center_id: str, taken: set[str], prefix: str = "dc_") -> str:
+    """A GraphQL alias/variable name for a data centre ('US-TX-3' -> 'dc_US_TX_3') or a country ('cc_SE'),
+    unique within a query."""
+    alias = prefix + re.sub(r"[^0-9A-Za-z_]", "_", data_center_id)
     while alias in taken:
         alias += "_"
     taken.add(alias)
@@ -88,7 +104,7 @@ def stock_query(aliases: list[str]) -> str:
 
 
 class RunPodAdapter:
-    """RunPod GraphQL adapter (Secure Cloud per data centre, Community Cloud as one region)."""
+    """RunPod GraphQL adapter (Secure Cloud per data centre, Community Cloud per host country)."""
 
     name = NAME
     ttl_seconds = 1800
@@ -99,7 +115,7 @@ class RunPodAdapter:
         return has_env_key(ctx, ENV_KEY)
 
     async def fetch(self, ctx: FetchContext) -> list[Offer]:
-        """Secure Cloud offers per data centre with stock, and Community Cloud offers, for 1/2/4/8 GPUs."""
+        """Secure Cloud offers per data centre and Community Cloud offers per country with stock, 1/2/4/8 GPUs."""
         import asyncio
 
         key = env_api_key(ctx, NAME, ENV_KEY)
@@ -107,26 +123,26 @@ class RunPodAdapter:
         async with new_client(ctx) as client:
             catalog = await _graphql(client, ctx, url, key, CATALOG_QUERY, {})
             data_centers, gpu_types = parse_catalog(catalog)
+            countries = parse_countries(catalog)
             taken: set[str] = set()
             aliases = {stock_alias(dc, taken): dc for dc in data_centers}
-            community_alias = "community"
-            while community_alias in aliases:
-                community_alias += "_"
-            all_aliases = [*aliases, community_alias]
-            query = stock_query(all_aliases)
+            community = {stock_alias(cc, taken, "cc_"): cc for cc in countries}
+            query = stock_query([*aliases, *community])
 
             async def stock_for(count: int) -> dict[str, Any]:
                 variables: dict[str, Any] = {a: {"gpuCount": count, "secureCloud": True, "dataCenterId": dc}
                                              for a, dc in aliases.items()}
-                variables[community_alias] = {"gpuCount": count, "secureCloud": False}
+                variables.update({a: {"gpuCount": count, "secureCloud": False, "countryCode": cc}
+                                  for a, cc in community.items()})
                 return await _graphql(client, ctx, url, key, query, variables)
 
             answers = await asyncio.gather(*(stock_for(n) for n in GPU_COUNTS))
         stock: dict[tuple[int, str], set[str]] = {}
         for count, data in zip(GPU_COUNTS, answers, strict=True):
-            for alias in all_aliases:
-                region = COMMUNITY_REGION if alias == community_alias else aliases[alias].lower()
-                stock[(count, region)] = in_stock(data, alias)
+            for alias, dc in aliases.items():
+                stock[(count, dc.lower())] = in_stock(data, alias)
+            for alias, cc in community.items():
+                stock[(count, community_region(cc))] = in_stock(data, alias)
         return build_offers(ctx, gpu_types, stock)
 
 
@@ -155,6 +171,16 @@ def parse_catalog(data: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]
         raise ProviderError(NAME, "catalogue answer lacks 'dataCenters' or 'gpuTypes' lists")
     listed = sorted({str(dc["id"]) for dc in centers if isinstance(dc, dict) and dc.get("id") and dc.get("listed")})
     return listed, [t for t in gpu_types if isinstance(t, dict)]
+
+
+def parse_countries(data: dict[str, Any]) -> list[str]:
+    """The ISO country codes of Community Cloud hosts (``countryCodes``; nulls and non-codes skipped)."""
+    codes = data.get("countryCodes")
+    if codes is None:
+        return []
+    if not isinstance(codes, list):
+        raise ProviderError(NAME, "catalogue answer's 'countryCodes' is not a list")
+    return sorted({c.strip().upper() for c in codes if isinstance(c, str) and re.fullmatch(r"[A-Za-z]{2}", c.strip())})
 
 
 def in_stock(data: dict[str, Any], alias: str) -> set[str]:
@@ -190,25 +216,29 @@ def build_offers(ctx: FetchContext, gpu_types: list[dict[str, Any]],
         clouds = {
             "secure": (bool(gpu_type.get("secureCloud")), _price(gpu_type, "securePrice"),
                        _price(gpu_type, "secureSpotPrice")),
-            COMMUNITY_REGION: (bool(gpu_type.get("communityCloud")), _price(gpu_type, "communityPrice"),
-                               _price(gpu_type, "communitySpotPrice")),
+            "community": (bool(gpu_type.get("communityCloud")), _price(gpu_type, "communityPrice"),
+                          _price(gpu_type, "communitySpotPrice")),
         }
         for (count, region), ids in sorted(stock.items()):
             if gpu_id not in ids:
                 continue
-            sold, on_demand, spot = clouds[COMMUNITY_REGION if region == COMMUNITY_REGION else "secure"]
+            community = is_community(region)
+            sold, on_demand, spot = clouds["community" if community else "secure"]
             if not sold or (on_demand is None and spot is None):
                 continue
-            cloud = "Community Cloud" if region == COMMUNITY_REGION else "Secure Cloud"
+            cloud = "Community Cloud" if community else "Secure Cloud"
             per_gpu = ", ".join(f"{label} ${p:g}/GPU-h" for label, p in (("on-demand", on_demand), ("spot", spot))
                                 if p is not None)
+            where = (f"Community Cloud hosts in {region.removeprefix(COMMUNITY_PREFIX).upper()}" if community
+                     else region.upper())
+            country = region.removeprefix(COMMUNITY_PREFIX).upper() if community else None
             offers.append(make_live_offer(
                 ctx, provider=NAME, region=region, instance_type=f"{count}x {gpu_id}", accelerator=accelerator,
                 gpus_per_node=count, gpu_memory_gb=memory_gb,
                 on_demand_usd_per_hour=None if on_demand is None else round(on_demand * count, 6),
                 spot_usd_per_hour=None if spot is None else round(spot * count, 6),
-                price_ref=f"RunPod GraphQL gpuTypes '{gpu_id}' {cloud}: {per_gpu} x {count} GPUs; in stock "
-                          + ("(community)" if region == COMMUNITY_REGION else f"in {region.upper()}"),
+                price_ref=f"RunPod GraphQL gpuTypes '{gpu_id}' {cloud}: {per_gpu} x {count} GPUs; in stock in {where}",
+                country=country, continent=continent_of(country) if country else None,
             ))
     return offers
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from arbitrage.errors import DataError
 from arbitrage.facts import Facts
+from arbitrage.geo import locate
 from arbitrage.offers import Offer
 
 _DATA = "data"
@@ -25,8 +26,21 @@ def _float(where: str, value: str, *, optional: bool = True) -> float | None:
         raise DataError(f"{where}: not a number: {value!r}") from None
 
 
+def _int(where: str, value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise DataError(f"{where}: not a whole number: {value!r}") from None
+
+
 def parse_snapshot(text: str, facts: Facts, label: str = "snapshot.csv") -> list[Offer]:
-    """Snapshot CSV text -> offers; interconnect comes from the facts so user overrides apply."""
+    """Snapshot CSV text -> offers; interconnect comes from the facts so user overrides apply.
+
+    The location columns (country, continent) are optional: a row without them is placed from the facts' region
+    table (arbitrage/data/regions.csv), so older caches and price lists still load, located.
+    """
     offers = []
     for lineno, r in enumerate(csv.DictReader(text.splitlines()), start=2):
         where = f"{label}:{lineno}"
@@ -36,6 +50,9 @@ def parse_snapshot(text: str, facts: Facts, label: str = "snapshot.csv") -> list
             if fact is None:
                 continue  # a GPU model the fact table does not know cannot be costed
             fabric, gbps = facts.interconnect_for(r["provider"], r["instance_type"])
+            country, continent = r.get("country") or "", r.get("continent") or ""
+            if not continent:
+                country, continent = locate(facts, r["provider"], r["region"], r["zone"] or None)
             offers.append(Offer(
                 provider=r["provider"],
                 region=r["region"],
@@ -54,6 +71,11 @@ def parse_snapshot(text: str, facts: Facts, label: str = "snapshot.csv") -> list
                 as_of=r["as_of"],
                 price_ref=r["price_ref"],
                 gpu_model=facts.gpu_model_for(r["provider"], r["instance_type"], accel),
+                country=country,
+                continent=continent,
+                as_of_estimated=(r.get("as_of_estimated") or "") == "true",
+                available=_int(where, r.get("available")),
+                host_reliability=_float(where, r.get("host_reliability") or ""),
             ))
         except (KeyError, ValueError) as exc:
             raise DataError(f"{where}: malformed row ({exc})") from None

@@ -160,3 +160,85 @@ def test_console_script_runs_from_a_subprocess() -> None:
                              "--top", "1"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["placements"][0]["rank"] == 1
+
+
+# -- Price age, set-aside prices, one row per choice ---------------------------------------------------------------
+
+def test_prices_show_each_price_age_and_flag_stale_ones() -> None:
+    from datetime import datetime, timezone
+
+    doc = json.loads(run("prices", "--gpu", "A100-80GB", "--format", "json", "--now", NOW).output)
+    assert doc["now"].startswith("2026-11-23T12:00") and doc["stale_after_days"] == 90
+    rows = doc["offers"]
+    assert rows and all({"age_days", "stale", "as_of_estimated", "country", "continent"} <= set(r) for r in rows)
+    now = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+    for r in rows:  # age counted from the as-of date (midnight UTC) to --now; stale past 90 days or undated
+        when = datetime.fromisoformat(r["as_of"][:10]).replace(tzinfo=timezone.utc)
+        assert r["age_days"] == round(max(0.0, (now - when).total_seconds() / 86400), 1), r
+        assert r["stale"] is (r["age_days"] > 90), r
+    late = run("prices", "--gpu", "A100-80GB", "--provider", "azure", "--now", "2030-01-01T00:00:00Z", "--limit", "3")
+    assert late.exit_code == 0 and "Age" in late.output and "d stale" in late.output
+
+
+def _cache_gcp(tmp_path: Path) -> None:
+    """A cached GCP answer with one shape GCP does not sell on-demand and one price under half of GCP's own."""
+    from datetime import datetime, timezone
+
+    from conftest import make_offer
+
+    from providers import cache
+
+    def h100(region: str, instance: str, gpus: int, od: float, spot: float | None) -> object:
+        return make_offer(provider="gcp", region=region, instance_type=instance, gpus_per_node=gpus,
+                          on_demand_usd_per_hour=od * gpus, spot_usd_per_hour=None if spot is None else spot * gpus,
+                          source="live", as_of="2026-11-22T12:00:00+00:00", interconnect="gpudirect-tcpx")
+    offers = [h100("us-east4", "a3-highgpu-8g", 8, 11.06, 2.5), h100("europe-west4", "a3-highgpu-8g", 8, 12.5, 3.2),
+              h100("asia-east1", "a3-highgpu-8g", 8, 12.7, 3.2), h100("us-central1", "a3-highgpu-8g", 8, 5.38, 3.35),
+              h100("us-central1", "a3-highgpu-1g", 1, 11.0, 3.35)]
+    cache.write_offers(tmp_path, "gcp", offers, datetime(2026, 11, 23, 11, tzinfo=timezone.utc))
+
+
+def test_prices_quarantined_lists_what_the_gate_set_aside_and_why(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUARB_CACHE_DIR", str(tmp_path))
+    _cache_gcp(tmp_path)
+    doc = json.loads(run("prices", "--quarantined", "--provider", "gcp", "--source", "cache", "-f", "json",
+                         "--now", NOW).output)
+    got = sorted((p["region"], p["instance_type"], p["option"], p["rule"]) for p in doc["prices"])
+    assert got == [("us-central1", "a3-highgpu-1g", "on-demand", "not-sold-on-demand"),
+                   ("us-central1", "a3-highgpu-8g", "on-demand", "outlier-low")]
+    assert doc["by_provider"] == {"gcp": 2} and all(p["reason"] and p["age_days"] == 1.0 for p in doc["prices"])
+    # The kept offers lost exactly those prices: us-central1 sells spot only now.
+    kept = json.loads(run("prices", "--provider", "gcp", "--source", "cache", "-f", "json").output)["offers"]
+    central = [r for r in kept if r["region"] == "us-central1"]
+    assert central and all(r["on_demand_usd_per_hour"] is None and r["spot_usd_per_hour"] for r in central)
+    table = run("prices", "--quarantined", "--provider", "gcp", "--source", "cache")
+    assert table.exit_code == 0 and "set aside by the quality gate" in table.output
+    assert "outlier-low" in table.output and "not-sold-on-demand" in table.output
+    spot_only = json.loads(run("prices", "--quarantined", "--provider", "gcp", "--source", "cache", "--spot",
+                               "-f", "json").output)
+    assert spot_only["quarantined"] == 0
+    providers = json.loads(run("providers", "--format", "json").output)["providers"]
+    gcp = next(r for r in providers if r["provider"] == "gcp")
+    assert gcp["cached_quarantined"] == 2 and "snapshot_quarantined" in gcp
+    assert "Set aside" in run("providers").output
+
+
+def test_prices_quarantined_on_the_snapshot_is_a_good_answer() -> None:
+    result = run("prices", "--quarantined", "-f", "json")
+    assert result.exit_code == 0
+    doc = json.loads(result.output)
+    assert doc["quarantined"] == len(doc["prices"]) and all(p["rule"] and p["reason"] for p in doc["prices"])
+
+
+def test_plan_json_rows_are_distinct_choices_with_age_and_alternatives() -> None:
+    doc = json.loads(run("plan", SPEC, "-f", "json", "--now", NOW, "--top", "0").output)
+    rows = doc["placements"]
+    assert doc["choices"] == len(rows) <= doc["feasible"]
+    keys = [(r["provider"], r["instance_type"], r["gpu_model"], r["spot"], r["nodes"], r["total_usd"]) for r in rows]
+    assert len(keys) == len(set(keys))  # same price elsewhere is one row, listed in also_in
+    assert sum(1 + len(r["also_in"]) for r in rows) == doc["feasible"]
+    for r in rows:
+        assert {"age_days", "stale", "as_of_estimated", "also_in"} <= set(r)
+        assert all({"region", "zone", "country", "continent"} <= set(a) for a in r["also_in"])
+    assert doc["stale_after_days"] == 90

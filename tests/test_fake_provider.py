@@ -52,7 +52,8 @@ FAKE_EGRESS = {"internet": 0.07, "inter_region": 0.02, "same_region": 0.0}
 def fake_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The fake card registered, its prices and key in the environment, its egress in the facts override."""
     bundled = (ROOT / "arbitrage" / "data" / "egress.csv").read_text(encoding="utf-8").rstrip("\n")
-    rows = [f'{NAME},{path},,{usd},"fake price list (test)",2026-11,' for path, usd in FAKE_EGRESS.items()]
+    # egress.csv columns: provider,path,from_continent,unit,up_to,usd_per_unit,source,as_of,notes
+    rows = [f'{NAME},{path},,GB,,{usd},"fake price list (test)",2026-11,' for path, usd in FAKE_EGRESS.items()]
     facts_dir = tmp_path / "config" / "facts"
     facts_dir.mkdir(parents=True)
     (facts_dir / "egress.csv").write_text(bundled + "\n" + "\n".join(rows) + "\n", encoding="utf-8")

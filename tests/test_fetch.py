@@ -195,3 +195,38 @@ def test_sold_out_everywhere_is_a_live_empty_answer_not_a_failure(tmp_path: Path
     assert "sold out" in status.message and not [o for o in offers if o.provider == "azure"]
     entry = cache.read(tmp_path, "azure")
     assert entry is not None and entry.offers == () and entry.failure is None and entry.fetched_at == T0
+
+
+def test_every_live_and_cached_answer_passes_the_quality_gate(tmp_path: Path) -> None:
+    """A live answer with an absurd price: the price is set aside (with its reason) live and again from the cache."""
+    from providers import registry
+    from tests.fake_provider import CARD, ENV_KEY, NAME, PRICES_ENV
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps([
+        {"region": "fake-east-1", "instance": "fk.8xh100", "gpu": "H100", "gpus": 8, "usd_per_hour": 24.0},
+        {"region": "fake-west-2", "instance": "fk.8xh100", "gpu": "H100", "gpus": 8, "usd_per_hour": 0.08},
+    ]), encoding="utf-8")
+    env = {"GPUARB_CACHE_DIR": str(tmp_path), ENV_KEY: "k", PRICES_ENV: str(prices)}
+    ctx = FetchContext(facts=load_facts(), now=T0, env=env)
+    registry.register(CARD)
+    try:
+        offers, statuses = collect_offers([], "live", ctx, [NAME])
+        assert [o.region for o in offers] == ["fake-east-1"] and statuses[0].offers == 1
+        (aside,) = statuses[0].quarantined
+        assert (aside.offer.region, aside.option, aside.rule) == ("fake-west-2", "on-demand", "out-of-band")
+        assert "$0.010/GPU-h is outside H100's plausible" in aside.reason
+        entry = cache.read(tmp_path, NAME)  # the cache keeps the answer as received...
+        assert entry is not None and len(entry.offers) == 2
+        offers, statuses = collect_offers([], "cache", ctx, [NAME])  # ...and the gate runs again on every read
+        assert [o.region for o in offers] == ["fake-east-1"] and statuses[0].used == "cache"
+        assert [q.rule for q in statuses[0].quarantined] == ["out-of-band"]
+        # An answer whose every price is set aside is a failed fetch: the last good cache answers instead.
+        prices.write_text(json.dumps([{"region": "fake-east-1", "instance": "fk.8xh100", "gpu": "H100", "gpus": 8,
+                                       "usd_per_hour": 0.08}]), encoding="utf-8")
+        offers, statuses = collect_offers([], "live", ctx, [NAME])
+        assert statuses[0].used == "cache" and statuses[0].level == "warning"
+        assert "the price quality gate set aside all 1 prices" in statuses[0].message
+        assert [o.region for o in offers] == ["fake-east-1"]
+    finally:
+        registry.unregister(NAME)

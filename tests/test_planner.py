@@ -66,6 +66,9 @@ def test_plan_is_the_brute_force_minimum_on_the_snapshot(seed: int, facts) -> No
         assert result.best is not None
         assert result.best.total_usd == pytest.approx(expected.total_usd)
         assert all(c.total_usd >= result.best.total_usd - 1e-9 for c in result.placements)
+        # One row per real choice: the first row is the chosen placement, every placement is in exactly one row.
+        assert result.choices[0].best is result.best
+        assert sum(1 + len(c.also_in) for c in result.choices) == len(result.placements)
 
 
 def test_large_data_in_s3_makes_in_region_aws_win(facts) -> None:

@@ -525,17 +525,6 @@ def test_access_denied_names_aws_and_the_operation(stubs: Stubs, monkeypatch: py
     stub.assert_no_pending_responses()
 
 
-def test_access_denied_fails_the_whole_fetch(stubs: Stubs) -> None:
-    stubs.products()
-    stubs.spot("us-east-1")
-    stubs.ec2_stub["us-west-2"].add_client_error("describe_spot_price_history", service_error_code="AuthFailure",
-                                                 service_message="AWS was not able to validate the provided "
-                                                                 "access credentials", http_status_code=401)
-    stubs.spot("eu-west-1")
-    with pytest.raises(ProviderError, match=r"ec2:DescribeSpotPriceHistory in us-west-2 failed: AuthFailure"):
-        fetch(make_ctx(stubs.factory))
-
-
 def test_no_credentials_at_call_time_is_missing_credentials() -> None:
     class NoCreds:
         def __getattr__(self, name: str) -> Any:
@@ -607,3 +596,155 @@ def test_regions_and_instance_types_are_configurable() -> None:
     default = FetchContext(facts=load_facts(), now=NOW, env={})
     assert aws.regions(default) == aws.DEFAULT_REGIONS and "p4de.24xlarge" in aws.instance_types(default)
     assert aws.regions(make_ctx()) == tuple(REGIONS)  # ctx.sdk wins
+
+
+# -- GPU facts AWS states wrongly or not at all; the small-GPU families; one failing region ----------------
+
+QUIRK_TYPES = ["p5en.48xlarge", "p5.4xlarge", "p4de.24xlarge", "g4dn.xlarge", "g5.12xlarge", "g6.xlarge",
+               "g6e.12xlarge", "p3.2xlarge"]
+# us-east-1 on-demand USD/h (SkyPilot v8 AWS catalog Price column; g5.12xlarge and p3.2xlarge: AWS EC2 on-demand
+# pricing page), composed into Price List products from the recorded p4d product (see fixtures/aws/README.md).
+QUIRK_PRICES = {"p5en.48xlarge": ("63.2960000000", "8", "1128 GB HBM3e", "192", "2048 GiB"),
+                "p5.4xlarge": ("6.8800000000", "1", "80 GB HBM3", "16", "256 GiB"),
+                "g4dn.xlarge": ("0.5260000000", "1", "16 GB", "4", "16 GiB"),
+                "g5.12xlarge": ("5.6720000000", "4", "96 GB", "48", "192 GiB"),
+                "g6.xlarge": ("0.8048000000", "1", "24 GB", "4", "16 GiB"),
+                "g6e.12xlarge": ("10.4926400000", "4", "192 GB", "48", "384 GiB"),
+                "p3.2xlarge": ("3.0600000000", "1", "16 GB", "8", "61 GiB")}
+
+
+def composed_product(instance_type: str, usd: str, gpus: str, gpu_memory: str, vcpu: str, memory: str) -> str:
+    doc = json.loads(fixture("get_products.json")["p4d.24xlarge"][0]["PriceList"][0])
+    sku = "QK" + "".join(ch for ch in instance_type.upper() if ch.isalnum())[:14]
+    doc["product"]["sku"] = sku
+    doc["product"]["attributes"].update(instanceType=instance_type, gpu=gpus, gpuMemory=gpu_memory, vcpu=vcpu,
+                                        memory=memory, usagetype=f"BoxUsage:{instance_type}")
+    (term,) = doc["terms"]["OnDemand"].values()
+    term["sku"] = sku
+    for dim in term["priceDimensions"].values():
+        dim["pricePerUnit"] = {"USD": usd}
+    doc["terms"].pop("Reserved", None)
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def quirk_stubs(regions: list[str]) -> Stubs:
+    s = Stubs(regions)
+    p4de_us_east = fixture("get_products.json")["p4de.24xlarge"][0]["PriceList"][:1]
+    items = [composed_product(t, *QUIRK_PRICES[t]) for t in QUIRK_TYPES if t in QUIRK_PRICES] + p4de_us_east
+    s.pricing_stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": items},
+                                products_params(QUIRK_TYPES, regions=regions))
+    spot = fixture("spot_price_history_quirks.json")["us-east-1"][0]
+    for item in spot["SpotPriceHistory"]:
+        item["Timestamp"] = datetime.fromisoformat(item["Timestamp"])
+    s.ec2_stub["us-east-1"].add_response("describe_spot_price_history", spot, spot_params(types=QUIRK_TYPES))
+    return s
+
+
+def quirk_ctx(s: Stubs, regions: list[str]) -> FetchContext:
+    return make_ctx(s.factory, sdk={"aws_regions": regions, "aws_instance_types": QUIRK_TYPES,
+                                    "aws_client_factory": s.factory})
+
+
+def test_gpu_named_nvidia_count_zero_and_undescribed_types_are_priced_from_family_facts() -> None:
+    s = quirk_stubs(["us-east-1"])
+    described = sorted(QUIRK_TYPES)
+    s.ec2_stub["us-east-1"].add_response(
+        "describe_instance_types", fixture("describe_instance_types_quirks.json")["us-east-1"][0],
+        {"Filters": [{"Name": "instance-type", "Values": described}]})
+    for stub in s.all():
+        stub.activate()
+    offers = fetch(quirk_ctx(s, ["us-east-1"]))
+    for stub in s.all():
+        stub.assert_no_pending_responses()
+    by = {(o.instance_type, o.zone): o for o in offers}
+
+    # p5en: DescribeInstanceTypes says 'NVIDIA'; the family table says H200 (used to be dropped)
+    p5en = by[("p5en.48xlarge", "use1-az2")]
+    assert (p5en.accelerator, p5en.gpus_per_node, p5en.gpu_memory_gb) == ("H200", 8, 141.0)
+    assert p5en.on_demand_usd_per_hour == 63.296 and p5en.spot_usd_per_hour == 18.2492
+    assert "GPU H200 from the family table (DescribeInstanceTypes named it 'NVIDIA')" in p5en.price_ref
+    # ... and its Local Zone price is spot only: the region's on-demand price is not the Local Zone's
+    atlanta = by[("p5en.48xlarge", "use1-atl2-az1")]
+    assert atlanta.spot_usd_per_hour == 17.2074 and atlanta.on_demand_usd_per_hour is None
+    assert "Local Zone" in atlanta.price_ref and atlanta.country == "US"
+    # p5.4xlarge: 'Count: 0' (used to be dropped) is 1 GPU; no spot price, so one region-level offer
+    p5 = by[("p5.4xlarge", None)]
+    assert (p5.accelerator, p5.gpus_per_node, p5.on_demand_usd_per_hour) == ("H100", 1, 6.88)
+    assert "1 GPU(s) from the family table (DescribeInstanceTypes said Count 0)" in p5.price_ref
+    # p4de: not described at all (ordinary accounts); A100 80 GB x8 from the family table
+    p4de = by[("p4de.24xlarge", "use1-az4")]
+    assert (p4de.accelerator, p4de.gpus_per_node, p4de.gpu_memory_gb) == ("A100-80GB", 8, 80.0)
+    assert p4de.on_demand_usd_per_hour == 27.44705 and "did not describe the type" in p4de.price_ref
+    # the small GPUs come through, with gpus.csv's memory where AWS reports a little less (22888 MiB = 24 GB)
+    expected = {("g4dn.xlarge", "use1-az4"): ("T4", 1, 16.0, 0.526, 0.2039),
+                ("g5.12xlarge", None): ("A10G", 4, 24.0, 5.672, None),
+                ("g6.xlarge", "use1-az4"): ("L4", 1, 24.0, 0.8048, 0.349),
+                ("g6e.12xlarge", "use1-az4"): ("L40S", 4, 48.0, 10.49264, 4.9101),
+                ("p3.2xlarge", None): ("V100", 1, 16.0, 3.06, None)}
+    for key, (gpu, count, memory, od, spot) in expected.items():
+        o = by[key]
+        assert (o.accelerator, o.gpus_per_node, o.gpu_memory_gb, o.on_demand_usd_per_hour, o.spot_usd_per_hour) == (
+            gpu, count, memory, od, spot), key
+        assert "family table" not in o.price_ref  # AWS described these correctly
+        assert (o.country, o.continent) == ("US", "north-america")
+    assert set(by) == {*expected, ("p5en.48xlarge", "use1-az2"), ("p5en.48xlarge", "use1-atl2-az1"),
+                       ("p5.4xlarge", None), ("p4de.24xlarge", "use1-az4")}
+
+
+def test_family_facts_cover_every_default_type() -> None:
+    for instance_type in aws.DEFAULT_INSTANCE_TYPES:
+        table, count = aws.family_facts(instance_type)
+        assert table is not None and count, instance_type
+    assert {"g4dn.xlarge", "g5.48xlarge", "g6.12xlarge", "g6e.xlarge", "p3.16xlarge"} <= set(
+        aws.DEFAULT_INSTANCE_TYPES)
+    assert aws.family_facts("g4dn.metal")[1] == 8 and aws.family_facts("g6e.24xlarge")[1] == 4
+
+
+def test_one_failing_region_is_left_out_with_a_warning(stubs: Stubs, caplog: pytest.LogCaptureFixture) -> None:
+    """An account that has not enabled a region answers AuthFailure there: the other regions' offers stay."""
+    stubs.products()
+    stubs.spot("us-east-1")
+    stubs.ec2_stub["us-west-2"].add_client_error("describe_spot_price_history", service_error_code="AuthFailure",
+                                                 service_message="AWS was not able to validate the provided "
+                                                                 "access credentials", http_status_code=401)
+    stubs.spot("eu-west-1")
+    stubs.describe("us-east-1", ["p4d.24xlarge", "p4de.24xlarge", "p5.48xlarge"])
+    with caplog.at_level("WARNING", logger="providers.aws"):
+        offers = fetch(make_ctx(stubs.factory))
+    for stub in stubs.all():
+        stub.assert_no_pending_responses()
+    assert {o.region for o in offers} == {"us-east-1", "eu-west-1"}  # us-west-2's Price List rows too are left out
+    assert any(o.region == "eu-west-1" and o.instance_type == "p4d.24xlarge" for o in offers)
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.getMessage().startswith("aws: region us-west-2 left out: ")
+    assert "DescribeSpotPriceHistory in us-west-2 failed: AuthFailure" in warning.getMessage()
+
+
+def test_a_region_whose_instance_type_lookup_fails_is_left_out_too(stubs: Stubs,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    stubs.products()
+    for r in REGIONS:
+        stubs.spot(r)
+    stubs.ec2_stub["us-east-1"].add_client_error("describe_instance_types", service_error_code="UnauthorizedOperation",
+                                                 service_message="not authorized", http_status_code=403)
+    stubs.describe("us-west-2", ["p5e.48xlarge"])  # first round: the type us-east-1 does not sell
+    # second round: us-east-1's types are asked in the next region selling them
+    for page in fixture("describe_instance_types.json")["us-east-1"]:
+        stubs.ec2_stub["us-west-2"].add_response("describe_instance_types", page, {
+            "Filters": [{"Name": "instance-type", "Values": ["p4d.24xlarge", "p4de.24xlarge", "p5.48xlarge"]}]})
+    with caplog.at_level("WARNING", logger="providers.aws"):
+        offers = fetch(make_ctx(stubs.factory))
+    for stub in stubs.all():
+        stub.assert_no_pending_responses()
+    assert {o.region for o in offers} == {"us-west-2", "eu-west-1"}
+    assert "region us-east-1 left out" in caplog.text and "DescribeInstanceTypes" in caplog.text
+
+
+def test_every_region_failing_fails_the_fetch(stubs: Stubs) -> None:
+    stubs.products()
+    for r in REGIONS:
+        stubs.ec2_stub[r].add_client_error("describe_spot_price_history", service_error_code="AuthFailure",
+                                           service_message="AWS was not able to validate", http_status_code=401)
+    with pytest.raises(ProviderError, match=r"aws: every region failed \(us-east-1, us-west-2, eu-west-1\); first: "
+                                            r"AWS ec2:DescribeSpotPriceHistory in us-east-1 failed: AuthFailure"):
+        fetch(make_ctx(stubs.factory))

@@ -345,6 +345,20 @@ def sku(description: str, usage: str = "OnDemand", family: str = "Compute", **pr
     ("A3 Instance Core running in Americas", "OnDemand", ("core", "a3", False)),
     ("A3Plus Instance Ram running in Americas", "OnDemand", ("ram", "a3plus", False)),
     ("A3Ultra Instance Core running in Netherlands", "OnDemand", ("core", "a3ultra", False)),
+    # GCP writes A3 Ultra / A3 Mega with a space (these used to match nothing, so a3-ultragpu-8g was never priced)
+    ("A3 Ultra Instance Core running in Americas", "OnDemand", ("core", "a3ultra", False)),
+    ("Spot Preemptible A3 Ultra Instance Ram running in Netherlands", "Preemptible", ("ram", "a3ultra", True)),
+    ("A3 Mega Instance Core running in Americas", "OnDemand", ("core", "a3plus", False)),
+    ("A3 Mega Instance Ram running in Americas", "OnDemand", ("ram", "a3plus", False)),
+    # G2 + L4 and N1 + T4/V100 (these used to be unmapped: no L4/T4/V100 offers at all)
+    ("Nvidia Tesla T4 GPU running in Americas", "OnDemand", ("gpu", "T4", False)),
+    ("Nvidia Tesla T4 GPU attached to Spot Preemptible VMs running in Americas", "Preemptible", ("gpu", "T4", True)),
+    ("Nvidia Tesla V100 GPU running in Americas", "OnDemand", ("gpu", "V100", False)),
+    ("Nvidia L4 GPU running in Frankfurt", "OnDemand", ("gpu", "L4", False)),
+    ("N1 Predefined Instance Core running in Americas", "OnDemand", ("core", "n1", False)),
+    ("Spot Preemptible N1 Predefined Instance Ram running in Americas", "Preemptible", ("ram", "n1", True)),
+    ("G2 Instance Core running in Americas", "OnDemand", ("core", "g2", False)),
+    ("Spot Preemptible G2 Instance Ram running in Americas", "Preemptible", ("ram", "g2", True)),
     ("  a2  instance   core running in Americas ", "OnDemand", ("core", "a2", False)),
     # Not used: commitments, reservations, other provisioning models, other machine families.
     ("Commitment v1: Nvidia Tesla A100 GPU running in Americas for 1 Year", "Commit1Yr", None),
@@ -353,10 +367,9 @@ def sku(description: str, usage: str = "OnDemand", family: str = "Compute", **pr
     ("Reserved A2 Ram in Netherlands", "OnDemand", None),
     ("Nvidia H100 Mega 80GB GPU attached to DWS Defined Duration VMs running in Americas", "OnDemand", None),
     ("Nvidia Tesla T4 GPU attached to Sole Tenancy VMs running in Americas", "OnDemand", None),
-    ("Nvidia Tesla T4 GPU running in Americas", "OnDemand", None),
-    ("Nvidia L4 GPU running in Frankfurt", "OnDemand", None),
-    ("N1 Predefined Instance Core running in Americas", "OnDemand", None),
-    ("G2 Instance Core running in Americas", "OnDemand", None),
+    ("DWS Defined Duration A3 Ultra Instance Core running in Americas", "OnDemand", None),
+    ("Nvidia Tesla P100 GPU running in Americas", "OnDemand", None),
+    ("N2 Instance Core running in Americas", "OnDemand", None),
     ("A2 Sole Tenancy Instance Core running in Americas", "OnDemand", None),
 ])
 def test_classify_sku(description: str, usage: str, expected: tuple[str, str, bool] | None) -> None:
@@ -414,7 +427,8 @@ def test_conflicting_skus_keep_the_higher_price_whatever_the_order() -> None:
 
 
 def test_machine_table_covers_every_shape_skypilot_maps() -> None:
-    assert set(gcp.MACHINE_SHAPES) == set(GCP_HOST_FOR.values())
+    assert set(gcp.MACHINE_SHAPES) == set(GCP_HOST_FOR.values()) | set(gcp.ATTACHED_HOSTS.values())
+    assert set(gcp.HOSTS) == set(GCP_HOST_FOR) | set(gcp.ATTACHED_HOSTS)
     # Spot checks against cloud.google.com/compute/docs/accelerator-optimized-machines.
     shapes = gcp.MACHINE_SHAPES
     assert (shapes["a2-highgpu-1g"].vcpus, shapes["a2-highgpu-1g"].ram_gb) == (12, 85)
@@ -422,7 +436,7 @@ def test_machine_table_covers_every_shape_skypilot_maps() -> None:
     assert (shapes["a3-ultragpu-8g"].vcpus, shapes["a3-ultragpu-8g"].ram_gb) == (224, 2952)
     assert (shapes["a4-highgpu-8g"].vcpus, shapes["a4-highgpu-8g"].ram_gb) == (224, 3968)
     assert all(s.cpu_ram_family in (None, *gcp._CPU_RAM_FAMILIES.values()) for s in shapes.values())
-    assert set(gcp._GPU_LABELS.values()) == {accel for accel, _count in GCP_HOST_FOR}
+    assert set(gcp._GPU_LABELS.values()) == {accel for accel, _count in gcp.HOSTS}
 
 
 def test_adapter_protocol() -> None:
@@ -634,7 +648,7 @@ def test_zone_machines_needs_both_the_gpu_and_the_machine_type() -> None:
     accelerators = {"us-central1-a": {"nvidia-h100-80gb"}, "us-central1-b": {"nvidia-tesla-a100"}}
     machines = {"us-central1-a": {"a3-highgpu-8g", "a2-highgpu-1g"}, "us-central1-b": {"a3-highgpu-8g"}}
     assert gcp.zone_machines(accelerators, machines) == {"us-central1-a": {"a3-highgpu-8g"}}
-    assert set(gcp.GCE_ACCELERATORS) == {accel for accel, _count in GCP_HOST_FOR}
+    assert set(gcp.GCE_ACCELERATORS) == {accel for accel, _count in gcp.HOSTS}
 
 
 def test_deprecated_accelerator_types_are_absent(facts, httpserver: HTTPServer) -> None:
@@ -682,3 +696,63 @@ def test_a_compute_api_that_times_out_is_retried_then_falls_back(facts, httpserv
     finally:
         slow.clear()
         slow.stop()
+
+
+def _priced(description: str, usd: float, usage: str = "OnDemand", group: str = "GPU", unit: str = "h",
+            sku_id: str = "X") -> dict[str, Any]:
+    units, nanos = divmod(round(usd * 1e9), 10**9)
+    body = sku(description, usage, units=str(units), nanos=nanos, unit=unit, sku_id=sku_id)
+    body["category"]["resourceGroup"] = group
+    return body
+
+
+def test_a3_ultra_and_mega_written_with_spaces_and_g2_n1_hosts_are_priced(facts, httpserver: HTTPServer) -> None:
+    """The SKU wordings GCP uses ('A3 Ultra Instance Core', 'A3 Mega Instance Ram', 'N1 Predefined Instance Core',
+    'Nvidia Tesla T4 GPU') used to match nothing: no a3-ultragpu-8g, a3-megagpu-8g (from these SKUs), L4, T4
+    or V100 offer. Prices here are composed; the arithmetic is GCP's (vCPUs x core + GiB x RAM + GPUs x GPU)."""
+    skus = [
+        _priced("A3 Ultra Instance Core running in Americas", 0.0306, group="CPU", sku_id="U-CORE"),
+        _priced("A3 Ultra Instance Ram running in Americas", 0.0025, group="RAM", unit="GiBy.h", sku_id="U-RAM"),
+        _priced("H200 141GB GPU running in Americas", 10.6, sku_id="U-GPU"),
+        _priced("Spot Preemptible A3 Ultra Instance Core running in Americas", 0.0102, "Preemptible", "CPU"),
+        _priced("Spot Preemptible A3 Ultra Instance Ram running in Americas", 0.0009, "Preemptible", "RAM",
+                unit="GiBy.h"),
+        _priced("Nvidia H200 141GB GPU attached to Spot Preemptible VMs running in Americas", 3.7, "Preemptible"),
+        _priced("A3 Mega Instance Core running in Americas", 0.026924, group="CPU"),
+        _priced("A3 Mega Instance Ram running in Americas", 0.002344, group="RAM", unit="GiBy.h"),
+        _priced("Nvidia H100 80GB Mega GPU running in Americas", 10.344276),
+        _priced("G2 Instance Core running in Americas", 0.02236, group="CPU"),
+        _priced("G2 Instance Ram running in Americas", 0.00262, group="RAM", unit="GiBy.h"),
+        _priced("Nvidia L4 GPU running in Americas", 0.56),
+        _priced("N1 Predefined Instance Core running in Americas", 0.031611, group="N1Standard"),
+        _priced("N1 Predefined Instance Ram running in Americas", 0.004237, group="N1Standard", unit="GiBy.h"),
+        _priced("Nvidia Tesla T4 GPU running in Americas", 0.35),
+        _priced("Nvidia Tesla V100 GPU running in Americas", 2.48),
+        _priced("Nvidia Tesla T4 GPU attached to Spot Preemptible VMs running in Americas", 0.14, "Preemptible"),
+    ]
+    httpserver.expect_request(PATH, method="GET").respond_with_json({"skus": skus})
+    offers = {o.instance_type: o for o in fetch(ctx_for(facts, httpserver))}
+    ultra = offers["a3-ultragpu-8g"]
+    assert ultra.accelerator == "H200" and ultra.gpus_per_node == 8
+    assert ultra.on_demand_usd_per_hour == pytest.approx(224 * 0.0306 + 2952 * 0.0025 + 8 * 10.6)
+    assert ultra.spot_usd_per_hour == pytest.approx(224 * 0.0102 + 2952 * 0.0009 + 8 * 3.7)
+    assert "U-CORE" in ultra.price_ref and "U-RAM" in ultra.price_ref
+    mega = offers["a3-megagpu-8g"]
+    assert mega.accelerator == "H100-MEGA" and mega.on_demand_usd_per_hour == pytest.approx(
+        208 * 0.026924 + 1872 * 0.002344 + 8 * 10.344276)
+    l4 = offers["g2-standard-4"]
+    assert (l4.accelerator, l4.gpus_per_node, l4.vcpus, l4.ram_gb) == ("L4", 1, 4.0, 16.0)
+    assert l4.on_demand_usd_per_hour == pytest.approx(4 * 0.02236 + 16 * 0.00262 + 0.56)
+    assert offers["g2-standard-96"].gpus_per_node == 8 and offers["g2-standard-96"].gpu_model == "L4"
+    t4 = offers["n1-highmem-4"]
+    assert (t4.accelerator, t4.gpus_per_node) == ("T4", 1)
+    assert t4.on_demand_usd_per_hour == pytest.approx(4 * 0.031611 + 26 * 0.004237 + 0.35)
+    assert t4.spot_usd_per_hour is None  # no N1 spot core/RAM SKU in this answer: spot is not half-priced
+    v100 = offers["n1-highmem-64"]
+    assert (v100.accelerator, v100.gpus_per_node) == ("V100", 8)
+    assert v100.on_demand_usd_per_hour == pytest.approx(64 * 0.031611 + 416 * 0.004237 + 8 * 2.48)
+    assert (offers["n1-highmem-8"].accelerator, offers["n1-highmem-8"].gpus_per_node) == ("T4", 2)
+    assert (offers["n1-standard-8"].accelerator, offers["n1-standard-8"].gpus_per_node) == ("V100", 1)
+    assert len(set(gcp.HOSTS.values())) == len(gcp.HOSTS)  # an instance type names one GPU configuration
+    assert {o.region for o in offers.values()} == {"us-central1"}
+    assert all((o.country, o.continent) == ("US", "north-america") for o in offers.values())

@@ -170,3 +170,11 @@ def test_sold_out_reaches_the_user_as_a_warning_naming_the_sell_out(httpserver: 
     offers, (status,) = collect_offers([], "live", c, ["lambda"])
     assert offers == [] and status.level == "warning"
     assert "sold out: none of the 8 GPU instance types it prices has capacity" in status.message
+
+
+def test_every_offer_carries_its_regions_place(httpserver: HTTPServer) -> None:
+    """Country and continent come from the region table (arbitrage/geo.py) for every live offer."""
+    httpserver.expect_request(PATH, method="GET", headers=AUTH).respond_with_json(body())
+    places = {o.region: (o.country, o.continent) for o in fetch(ctx(httpserver))}
+    assert places["asia-northeast-1"] == ("JP", "asia") and places["us-east-1"] == ("US", "north-america")
+    assert all(continent for _country, continent in places.values())

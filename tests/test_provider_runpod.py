@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from providers.base import FetchContext, MissingCredentials, ProviderError
-from providers.runpod import ADAPTER, GPU_COUNTS, PATH, gpu_from_type, stock_alias
+from providers.runpod import ADAPTER, GPU_COUNTS, PATH, community_region, gpu_from_type, is_community, stock_alias
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runpod"
 KEY = "rpa_TESTKEY"
@@ -65,19 +65,27 @@ def test_secure_per_data_centre_and_community_offers(httpserver: HTTPServer, run
         ("us-tx-3", "1x NVIDIA H100 80GB HBM3"), ("us-tx-3", "1x NVIDIA H100 PCIe"),
         ("us-tx-3", "1x NVIDIA A100-SXM4-80GB"), ("eu-ro-1", "1x NVIDIA H100 80GB HBM3"),
         ("eu-ro-1", "1x NVIDIA H100 NVL"), ("us-ks-2", "1x NVIDIA B200"),
-        ("community", "1x NVIDIA H100 80GB HBM3"), ("community", "1x NVIDIA H100 PCIe"),
+        ("community-us", "1x NVIDIA H100 80GB HBM3"), ("community-us", "1x NVIDIA H100 PCIe"),
+        ("community-se", "1x NVIDIA H100 PCIe"),
         ("us-tx-3", "2x NVIDIA H100 80GB HBM3"), ("eu-ro-1", "2x NVIDIA H100 NVL"),
-        ("community", "2x NVIDIA H100 80GB HBM3"), ("us-tx-3", "4x NVIDIA H100 80GB HBM3"),
+        ("community-us", "2x NVIDIA H100 80GB HBM3"), ("us-tx-3", "4x NVIDIA H100 80GB HBM3"),
         ("us-tx-3", "8x NVIDIA H100 80GB HBM3"), ("us-ks-2", "8x NVIDIA B200"),
     }  # RTX 4090 / MI300X unknown; H100 NVL not sold on Community Cloud; null stockStatus = no stock
+    # Community Cloud used to be one made-up region 'community': now per host country, each a real place
+    assert {(o.region, o.country, o.continent) for o in offers.values() if o.region.startswith("community")} == {
+        ("community-us", "US", "north-america"), ("community-se", "SE", "europe")}
+    # Secure Cloud data centres get their place from the region table
+    assert (offers[("eu-ro-1", "1x NVIDIA H100 NVL")].country, offers[("eu-ro-1", "1x NVIDIA H100 NVL")].continent,
+            offers[("us-ks-2", "1x NVIDIA B200")].country) == ("RO", "europe", "US")
     h100x8 = offers[("us-tx-3", "8x NVIDIA H100 80GB HBM3")]
     assert h100x8.on_demand_usd_per_hour == 23.92 and h100x8.spot_usd_per_hour == 14.0  # per-GPU x 8
     assert (h100x8.accelerator, h100x8.gpu_model, h100x8.gpus_per_node) == ("H100", "H100", 8)
     assert h100x8.interconnect == "none" and h100x8.source == "live" and "Secure Cloud" in h100x8.price_ref
     assert (h100x8.vcpus, h100x8.ram_gb) == (None, None)
-    community = offers[("community", "2x NVIDIA H100 80GB HBM3")]
+    community = offers[("community-us", "2x NVIDIA H100 80GB HBM3")]
     assert community.on_demand_usd_per_hour == 5.38 and community.spot_usd_per_hour is None
-    pcie = offers[("community", "1x NVIDIA H100 PCIe")]
+    pcie = offers[("community-se", "1x NVIDIA H100 PCIe")]
+    assert "Community Cloud hosts in SE" in pcie.price_ref
     assert (pcie.gpu_model, pcie.on_demand_usd_per_hour, pcie.spot_usd_per_hour) == ("H100-PCIE", 1.99, 1.05)
     nvl = offers[("eu-ro-1", "2x NVIDIA H100 NVL")]
     assert (nvl.accelerator, nvl.gpu_model, nvl.gpu_memory_gb, nvl.on_demand_usd_per_hour) == (
@@ -89,9 +97,11 @@ def test_secure_per_data_centre_and_community_offers(httpserver: HTTPServer, run
     # One catalogue query, then one stock query per GPU count over the listed data centres only.
     assert len(runpod.requests) == 1 + len(GPU_COUNTS)
     stock = runpod.requests[1]["variables"]
-    assert set(stock) == {"dc_US_TX_3", "dc_EU_RO_1", "dc_US_KS_2", "community"}
+    assert set(stock) == {"dc_US_TX_3", "dc_EU_RO_1", "dc_US_KS_2", "cc_SE", "cc_US"}  # the null country is skipped
     assert stock["dc_US_TX_3"]["secureCloud"] is True and stock["dc_US_TX_3"]["dataCenterId"] == "US-TX-3"
-    assert stock["community"]["secureCloud"] is False and "dataCenterId" not in stock["community"]
+    assert stock["cc_SE"] == {"gpuCount": stock["cc_SE"]["gpuCount"], "secureCloud": False, "countryCode": "SE"}
+    assert sorted(r["variables"]["cc_US"]["gpuCount"] for r in runpod.requests[1:]) == list(GPU_COUNTS)
+    assert "countryCodes" in runpod.requests[0]["query"]
     assert "lowestPrice(input: $dc_US_TX_3)" in runpod.requests[1]["query"]
 
 
@@ -99,8 +109,9 @@ def test_region_convention_matches_the_snapshot_source() -> None:
     import csv
 
     rows = list(csv.DictReader((Path(__file__).parents[1] / "data" / "price-sources" / "runpod.csv").open()))
-    assert {r["region"] for r in rows} >= {"us-tx-3", "community"}
+    assert "us-tx-3" in {r["region"] for r in rows} and "community" not in {r["region"] for r in rows}
     assert all(r["instance_type"].split("x ", 1)[0].isdigit() for r in rows)
+    assert community_region("SE") == "community-se" and is_community("community-se") and not is_community("eu-se-1")
 
 
 @pytest.mark.parametrize(("gpu_id", "display", "memory", "expected"), [
@@ -124,6 +135,7 @@ def test_aliases_are_valid_and_unique() -> None:
     taken: set[str] = set()
     assert stock_alias("US-TX-3", taken) == "dc_US_TX_3"
     assert stock_alias("US_TX_3", taken) == "dc_US_TX_3_"
+    assert stock_alias("SE", taken, "cc_") == "cc_SE"
 
 
 def test_graphql_errors_in_a_200_answer(httpserver: HTTPServer, runpod: FakeRunPod) -> None:
@@ -157,7 +169,7 @@ def test_429_then_success(httpserver: HTTPServer) -> None:
         return fake(request)
 
     httpserver.expect_request(PATH, method="POST").respond_with_handler(handler)
-    assert len(fetch(ctx(httpserver))) == 14 and len(calls) == 2 + len(GPU_COUNTS)
+    assert len(fetch(ctx(httpserver))) == 15 and len(calls) == 2 + len(GPU_COUNTS)
 
 
 def non_numeric_price() -> dict[str, Any]:
@@ -189,9 +201,9 @@ def test_non_numeric_price_and_missing_stock_alias(httpserver: HTTPServer, runpo
         fetch(ctx(httpserver))
     runpod.overrides.clear()
     stock = fixture("stock_gpucount_2.json")
-    del stock["data"]["community"]
+    del stock["data"]["cc_US"]
     runpod.overrides["stock_gpucount_2.json"] = stock
-    with pytest.raises(ProviderError, match="lacks the 'community' list"):
+    with pytest.raises(ProviderError, match="lacks the 'cc_US' list"):
         fetch(ctx(httpserver))
 
 

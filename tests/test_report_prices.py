@@ -189,3 +189,22 @@ def test_report_module_import_stays_cheap() -> None:
             "print('HEAVY', heavy, sorted(c.name for c in app.registered_groups))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY [] ['export', 'report']" in out
+
+
+def test_every_price_report_format_shows_the_price_age(facts: Facts, tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    old = make_offer(provider="azure", region="eastus", instance_type="Standard_ND96isr_H100_v5",
+                     on_demand_usd_per_hour=98.32, spot_usd_per_hour=None, as_of="2024-08-26")
+    fresh = make_offer(provider="aws", on_demand_usd_per_hour=55.04, spot_usd_per_hour=None, as_of="2026-11-13")
+    report = build_price_report([old, fresh], facts, now=datetime(2026, 11, 23, 12, tzinfo=timezone.utc))
+    quotes = {q.offer.provider: q for q in report.quotes}
+    assert (quotes["aws"].age_days, quotes["aws"].stale) == (pytest.approx(10.5), False)
+    assert quotes["azure"].stale is True
+    late = "2030-01-01T00:00:00Z"  # every bundled price is old by then
+    doc = json.loads(run("report", "prices", "--gpu", "A100-80GB", "-p", "azure", "-f", "json", "--now", late).output)
+    azure = doc["models"][0]["providers"][0]["on_demand"]
+    assert azure["age_days"] > 365 and azure["stale"] is True
+    out = tmp_path / "prices.html"
+    assert run("report", "prices", "--gpu", "A100-80GB", "-p", "azure", "--out", str(out), "--now", late).exit_code == 0
+    assert f"as of {azure['as_of']}, {azure['age_days']:.0f} d old: STALE" in out.read_text(encoding="utf-8")

@@ -127,6 +127,7 @@ def test_envs_merge_spec_then_gpuarb_then_runner(facts):
         "MODEL": "meta-llama/Meta-Llama-3-8B", "STEPS": "1000", "GPUARB_RUN_ID": "r7", "GPUARB_ATTEMPT": "9",
         "GPUARB_RESUME": "1", "GPUARB_CHECKPOINT_DIR": CLUSTER_CHECKPOINT_PATH,
         "GPUARB_CHECKPOINT_INTERVAL_SECONDS": "600", "EXTRA": "x",
+        "GPUARB_METRICS": f"{CLUSTER_CHECKPOINT_PATH}/gpuarb-metrics.jsonl",
     }
 
 
@@ -238,10 +239,10 @@ def test_yaml_is_the_config_with_a_provenance_header_and_secrets_redacted(facts)
      "runpod/US/US-TX-3", None, {"H100-SXM": 8}),
     ({"provider": "runpod", "region": "eu-ro-1", "zone": None, "instance_type": "8x NVIDIA A100-SXM4-80GB",
       "accelerator": "A100-80GB"}, "runpod/RO/EU-RO-1", None, {"A100-80GB-SXM": 8}),
-    ({"provider": "vast", "region": "us-any", "zone": None, "instance_type": "8x-H100_NVL"},
+    ({"provider": "vast", "region": "us-texas", "zone": "offer-9000019", "instance_type": "8x-H100_NVL"},
      "vast", None, {"H100": 8}),
-    ({"provider": "vast", "region": "eu-any", "zone": None, "instance_type": "8x-A100_SXM4", "accelerator": "A100"},
-     "vast", None, {"A100": 8}),
+    ({"provider": "vast", "region": "de", "zone": None, "instance_type": "8x-A100_SXM4-80GB",
+      "accelerator": "A100-80GB"}, "vast", None, {"A100": 8}),
 ])
 def test_provider_pins(facts, offer, infra, instance, accelerators):
     placement = Placement(make_offer(**offer), 1, spot=False)
@@ -255,6 +256,7 @@ def test_provider_pins(facts, offer, infra, instance, accelerators):
     ({"provider": "onprem", "region": "lab", "instance_type": "lab-h100"}, "--backend local"),
     ({"provider": "coreweave", "region": "us-east-04", "instance_type": "gd-8xh100ib-i128"}, "k8s/<context>"),
     ({"provider": "runpod", "region": "community", "instance_type": "1x NVIDIA H100 PCIe"}, "Secure Cloud only"),
+    ({"provider": "runpod", "region": "community-se", "instance_type": "1x NVIDIA H100 PCIe"}, "Secure Cloud only"),
     ({"provider": "runpod", "region": "us-ks-2", "instance_type": "1x NVIDIA RTX 4090"}, "no SkyPilot RunPod"),
 ])
 def test_placements_skypilot_cannot_launch(offer, message):
@@ -313,3 +315,60 @@ def test_translation_imports_no_skypilot():
             "print(sorted(m for m in sys.modules if m == 'sky' or m.startswith('sky.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+# -- What the pin launches vs what was priced -------------------------------------------------------------
+
+def test_aws_zones_are_not_pinned_so_zone_prices_are_estimates(facts):
+    spot = Placement(make_offer(zone="use1-az4"), 1, spot=True)
+    sky_pin = skytask.pin(spot)
+    assert sky_pin.zone is None and sky_pin.infra == "aws/us-east-1" and not sky_pin.price_exact
+    assert "zone use1-az4 is not pinned" in sky_pin.estimate and "spot price" in sky_pin.estimate
+    # on-demand is one price per AWS region: the region pin launches at the price
+    assert skytask.price_estimate(Placement(make_offer(zone="use1-az4"), 1, spot=False)) == ""
+    assert skytask.price_estimate(Placement(make_offer(zone=None), 1, spot=True)) == ""
+    # a Local Zone's on-demand price is not the region's
+    atlanta = skytask.price_estimate(Placement(make_offer(zone="use1-atl2-az1"), 1, spot=False))
+    assert atlanta.startswith("Local Zone use1-atl2-az1 is not pinned")
+    # GCP zones are pinned: exact
+    gcp = Placement(make_offer(provider="gcp", region="us-central1", zone="us-central1-a",
+                               instance_type="a3-highgpu-8g"), 1, spot=True)
+    assert skytask.pin(gcp).zone == "us-central1-a" and skytask.price_estimate(gcp) == ""
+
+
+def test_aws_zones_are_pinned_by_the_accounts_zone_names_when_known(facts):
+    """SkyPilot validates a task's zone against this account's zone names (aws_catalog maps catalog zone ids to
+    them), so a zone id can be pinned only through that mapping; Local Zone names are the same for every account."""
+    placement = Placement(make_offer(zone="use1-az4"), 1, spot=True)
+    names = {"use1-az4": "us-east-1c", "use1-atl2-az1": skytask.local_zone_name("use1-atl2-az1", "us-east-1")}
+    sky_pin = skytask.pin(placement, names)
+    assert (sky_pin.infra, sky_pin.estimate) == ("aws/us-east-1/us-east-1c", "")
+    config = skytask.task_config(request(spec_of(facts)), names)
+    assert config["resources"]["infra"] == "aws/us-east-1/us-east-1c"
+    local = skytask.pin(Placement(make_offer(zone="use1-atl2-az1"), 1, spot=True), names)
+    assert local.infra == "aws/us-east-1/us-east-1-atl-2a" and local.price_exact
+    assert skytask.local_zone_name("usw2-lax1-az2", "us-west-2") == "us-west-2-lax-1b"
+    assert skytask.local_zone_name("use1-az4", "us-east-1") is None
+
+
+def test_marketplace_pins_say_the_price_is_an_estimate(facts):
+    vast = Placement(make_offer(provider="vast", region="us-texas", zone="offer-9000019", instance_type="1x-H100_SXM",
+                                gpus_per_node=1, country="US"), 1, spot=False)
+    estimate = skytask.price_estimate(vast)
+    assert "SkyPilot rents the first Vast.ai offer" in estimate and "offer 9000019 in us-texas (US)" in estimate
+    runpod = make_offer(provider="runpod", region="us-tx-3", zone=None, instance_type="1x NVIDIA H100 80GB HBM3",
+                        gpus_per_node=1)
+    assert skytask.price_estimate(Placement(runpod, 1, spot=False)) == ""  # Secure Cloud: one price per GPU type
+    assert "bid" in skytask.price_estimate(Placement(runpod, 1, spot=True))
+    # not launchable at all: no SkyPilot price to be an estimate of
+    community = make_offer(provider="runpod", region="community-se", zone=None, instance_type="1x NVIDIA H100 PCIe")
+    assert skytask.price_estimate(Placement(community, 1, spot=False)) == ""
+
+
+def test_dry_run_yaml_says_when_the_price_is_an_estimate(facts):
+    text = skytask.task_yaml(request(spec_of(facts), spot=True))
+    (line,) = [x for x in text.splitlines() if x.startswith("# price: ")]
+    assert line.startswith("# price: estimate, $16.0000/h as priced; zone use1-az4 is not pinned")
+    assert line.endswith("the run records the price SkyPilot launches at")
+    exact = skytask.task_yaml(request(spec_of(facts), spot=False))
+    assert "# price: estimate" not in exact

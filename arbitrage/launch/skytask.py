@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from arbitrage.egress import is_local_zone
 from arbitrage.launch.backend import (
     LaunchError,
     LaunchRequest,
@@ -75,7 +76,12 @@ _REDACTED = "<redacted>"
 
 @dataclass(frozen=True, slots=True)
 class SkyPin:
-    """What the task pins for one placement, in SkyPilot's words; ``note`` says what SkyPilot still picks."""
+    """What the task pins for one placement, in SkyPilot's words; ``note`` says what SkyPilot still picks.
+
+    ``estimate`` is empty when the pin makes SkyPilot launch exactly what gpuarb priced; otherwise it says why the
+    launched price may differ (SkyPilot chooses the zone, the marketplace offer or the bid), so the plan's price for
+    this placement is an estimate and the launched price is what the cloud bills.
+    """
 
     cloud: str
     region: str | None
@@ -84,6 +90,12 @@ class SkyPin:
     accelerator: str | None
     count: int
     note: str = ""
+    estimate: str = ""
+
+    @property
+    def price_exact(self) -> bool:
+        """True when SkyPilot launches exactly the offer that was priced."""
+        return not self.estimate
 
     @property
     def infra(self) -> str:
@@ -107,11 +119,41 @@ def unsupported_reason(placement: Placement) -> str | None:
     return None
 
 
-def pin(placement: Placement) -> SkyPin:
+def price_estimate(placement: Placement, zone_names: Mapping[str, str] | None = None) -> str:
+    """Why a launch may not run at the placement's price ('' when the pin launches exactly what was priced).
+
+    For the plan and the dry run: a non-empty answer means the price shown is an estimate. A placement SkyPilot
+    cannot launch at all has no SkyPilot price to differ from, so '' (``unsupported_reason`` says why).
+    """
+    try:
+        return pin(placement, zone_names).estimate
+    except LaunchError:
+        return ""
+
+
+# AWS Local Zone IDs -> names (AWS Local Zones user guide, 'Available Local Zones': ID use1-atl2-az1 is the
+# Local Zone us-east-1-atl-2a in network border group us-east-1-atl-2; the ID is the parent Region's zone-ID
+# prefix, the location and its number, and the zone's letter in order). Unlike Availability Zone names, which AWS
+# maps to zone IDs differently per account, a Local Zone's name is the same for every account.
+_AWS_LOCAL_ZONE_ID = re.compile(r"^(?P<prefix>[a-z]+\d+)-(?P<city>[a-z]+)(?P<n>\d+)-az(?P<k>\d+)$")
+
+
+def local_zone_name(zone_id: str, region: str) -> str | None:
+    """An AWS Local Zone's name from its ID and parent region: ('use1-atl2-az1', 'us-east-1') -> 'us-east-1-atl-2a'."""
+    m = _AWS_LOCAL_ZONE_ID.match(zone_id)
+    if not m or not 1 <= int(m["k"]) <= 26:
+        return None
+    return f"{region}-{m['city']}-{m['n']}{chr(ord('a') + int(m['k']) - 1)}"
+
+
+def pin(placement: Placement, zone_names: Mapping[str, str] | None = None) -> SkyPin:
     """The SkyPilot cloud/region/zone/instance/accelerator a placement maps to; LaunchError when none.
 
     The provider's card says how (providers/registry.py): its SkyPilot cloud, whether the zone and the
     accelerator are pinned, or a named special pin; or the one-line reason SkyPilot cannot launch it.
+    ``zone_names`` maps zone IDs to the zone names SkyPilot validates a task's zone against (for AWS, this
+    account's names: SkyPilot's catalog maps its zone IDs to them per account with DescribeAvailabilityZones);
+    a zone found there is pinned by that name and the price is exact. Without it, AWS zones are left to SkyPilot.
     """
     o = placement.offer
     label = placement_label(placement)
@@ -123,15 +165,24 @@ def pin(placement: Placement) -> SkyPin:
         raise LaunchError(f"{label}: provider '{o.provider}' has no SkyPilot cloud")
     if how.special is not None:
         return _SPECIAL_PINS[how.special](placement, label, how.cloud)
-    zone = o.zone if how.pin_zone else None
-    note = how.zone_note.format(zone=o.zone) if o.zone and not how.pin_zone else ""
     accelerator = o.accelerator if how.pin_accelerator else None
-    return SkyPin(how.cloud, o.region, zone, o.instance_type, accelerator, o.gpus_per_node, note)
+    named = (zone_names or {}).get(o.zone) if o.zone and not how.pin_zone else None
+    if how.pin_zone or named:
+        return SkyPin(how.cloud, o.region, named or o.zone, o.instance_type, accelerator, o.gpus_per_node)
+    note = how.zone_note.format(zone=o.zone) if o.zone else ""
+    sky_pin = SkyPin(how.cloud, o.region, None, o.instance_type, accelerator, o.gpus_per_node, note)
+    if o.zone and (placement.spot or is_local_zone(o.zone)):
+        kind = "Local Zone" if is_local_zone(o.zone) else "zone"
+        market = "spot" if placement.spot else "on-demand"
+        sky_pin = replace(sky_pin, estimate=(
+            f"{kind} {o.zone} is not pinned, so SkyPilot picks the zone of {o.region} (the cheapest in its catalog "
+            f"first) and the {market} price there may differ from {o.zone}'s"))
+    return sky_pin
 
 
 def _runpod_pin(placement: Placement, label: str, cloud: str) -> SkyPin:
     o = placement.offer
-    if o.region == "community":
+    if o.region == "community" or o.region.startswith("community-"):
         raise LaunchError(f"{label}: SkyPilot launches RunPod Secure Cloud only, not Community Cloud")
     gpu = o.instance_type.split(" NVIDIA ", 1)[-1]
     accelerator = _RUNPOD_ACCELERATORS.get(gpu)
@@ -143,19 +194,32 @@ def _runpod_pin(placement: Placement, label: str, cloud: str) -> SkyPin:
     if len(parts) < 3:
         raise LaunchError(f"{label}: '{o.region}' is not a RunPod data centre id such as us-tx-3")
     country = parts[0] if parts[0] in ("US", "CA") else parts[1]
+    # Secure Cloud's on-demand price is one per GPU type and count whatever the data centre, so a pinned data
+    # centre, GPU and count launch at the price; an interruptible pod's price is a bid (RunPod docs 'Pricing').
+    estimate = ("interruptible pods are rented by bid: SkyPilot bids its own catalog's spot price, which may "
+                "differ from the minimum bid gpuarb priced") if placement.spot else ""
     return SkyPin(cloud, country, o.region.upper(), None, accelerator, o.gpus_per_node,
-                  "instance type left to SkyPilot (its RunPod Secure Cloud type for this GPU and count)")
+                  "instance type left to SkyPilot (its RunPod Secure Cloud type for this GPU and count)", estimate)
 
 
 def _vast_pin(placement: Placement, label: str, cloud: str) -> SkyPin:
     o = placement.offer
-    gpu = o.instance_type.split("-", 1)[-1]
+    gpu = o.instance_type.split("-", 1)[1] if "-" in o.instance_type else ""
+    # A100 names carry the memory class ('1x-A100_SXM4-80GB'), which is not part of Vast's GPU name.
+    gpu = re.sub(r"-\d+GB$", "", gpu, flags=re.IGNORECASE)
     # SkyPilot's Vast catalog names GPUs without the form factor (fetch_vast.py strips PCIE/SXM4/SXM/NVL).
     accelerator = re.sub(r"_?(PCIE|SXM4|SXM|NVL)$", "", gpu, flags=re.IGNORECASE).replace("_", "")
     if not accelerator:
         raise LaunchError(f"{label}: cannot read a GPU name from '{o.instance_type}'")
+    where = f" ({o.country})" if o.country else ""
+    offer = o.zone.removeprefix("offer-") if o.zone and o.zone.startswith("offer-") else ""
+    # sky/provision/vast/utils.py launch(): it searches offers by GPU name, count, disk and the region's country
+    # and rents the first one found; a task cannot name the offer, and gpuarb's host places are not SkyPilot's
+    # catalog region names, so the region is left to SkyPilot too.
+    estimate = (f"SkyPilot rents the first Vast.ai offer it finds for this GPU and count, in any country; gpuarb "
+                f"priced {'offer ' + offer if offer else 'a listing'} in {o.region}{where}")
     return SkyPin(cloud, None, None, None, accelerator, o.gpus_per_node,
-                  f"SkyPilot picks the Vast.ai offer and host; gpuarb's {o.region} price is a median of a group")
+                  "SkyPilot picks the Vast.ai offer, host and country", estimate)
 
 
 # The named special pins a provider card may ask for (ProviderInfo.skypilot.special).
@@ -272,8 +336,11 @@ def _resources(req: LaunchRequest, sky_pin: SkyPin) -> dict[str, Any]:
     return res
 
 
-def task_config(req: LaunchRequest) -> dict[str, Any]:
-    """The SkyPilot task (a plain dict in task-YAML form) that runs ``req`` on exactly its placement."""
+def task_config(req: LaunchRequest, zone_names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The SkyPilot task (a plain dict in task-YAML form) that runs ``req`` on exactly its placement.
+
+    ``zone_names``: see ``pin`` (zone IDs -> the names SkyPilot validates; pins AWS zones when given).
+    """
     task = req.spec.task
     where = req.spec.path
     for field_name, why in _REJECTED_FIELDS.items():
@@ -282,7 +349,7 @@ def task_config(req: LaunchRequest) -> dict[str, Any]:
     if not task.get("run"):
         raise LaunchError(f"{where}: run: required to launch (the command the job runs)")
     config: dict[str, Any] = {"name": task.get("name") or req.spec.name}
-    config["resources"] = _resources(req, pin(req.placement))
+    config["resources"] = _resources(req, pin(req.placement, zone_names))
     config["num_nodes"] = req.placement.nodes
     for field_name in _PASS_FIELDS:
         if task.get(field_name) is not None:
@@ -345,14 +412,15 @@ def launch_command(req: LaunchRequest) -> str:
     return f"sky launch -c {req.cluster_name} --down -i {req.idle_minutes_to_autostop} task.yaml"
 
 
-def task_yaml(req: LaunchRequest) -> str:
-    """The task as YAML, headed by comments naming the run, the placement and its price source; secrets redacted."""
-    config = task_config(req)
+def task_yaml(req: LaunchRequest, zone_names: Mapping[str, str] | None = None) -> str:
+    """The task as YAML, headed by comments naming the run, the placement and its price source (and, when the pin
+    cannot make SkyPilot launch exactly what was priced, that the price is an estimate and why); secrets redacted."""
+    config = task_config(req, zone_names)
     shown = dict(config)
     if isinstance(shown.get("secrets"), dict):
         shown["secrets"] = {k: (None if v is None else _REDACTED) for k, v in shown["secrets"].items()}
     p, o = req.placement, req.placement.offer
-    sky_pin = pin(p)
+    sky_pin = pin(p, zone_names)
     mode = ("managed job (SkyPilot recovers it after a preemption)" if launch_mode(req) == "managed"
             else f"cluster, torn down after {req.idle_minutes_to_autostop} idle minutes")
     header = [
@@ -363,6 +431,9 @@ def task_yaml(req: LaunchRequest) -> str:
     ]
     if sky_pin.note:
         header.append(f"# note: {sky_pin.note}")
+    if sky_pin.estimate:
+        header.append(f"# price: estimate, ${p.hourly_usd:.4f}/h as priced; {sky_pin.estimate}; the run records "
+                      "the price SkyPilot launches at")
     dropped = [f"{k} ({why})" for k, why in _DROPPED_FIELDS.items() if k in req.spec.task]
     if dropped:
         header.append(f"# not passed to SkyPilot: {'; '.join(dropped)}")

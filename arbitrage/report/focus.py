@@ -200,7 +200,8 @@ def compute_rows(run: RunRow, attempt: AttemptRow, p: PlacementRow, now: datetim
 # SkuId of a data-transfer row, by the kind of transfer (arbitrage.egress); a transfer whose destination is
 # unknown (the job spec could not be re-read) is plain "data-transfer".
 EGRESS_SKUS: dict[EgressPath, str] = {
-    "internet": "data-transfer-internet", "inter_region": "data-transfer-inter-region",
+    "internet": "data-transfer-internet", "inter_continent": "data-transfer-inter-continent",
+    "inter_region": "data-transfer-inter-region", "local_zone": "data-transfer-local-zone",
     "same_region": "data-transfer-same-region",
 }
 

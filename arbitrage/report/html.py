@@ -21,10 +21,10 @@ from arbitrage.report.summary import (
     effective_cell,
     instance_cell,
     pct_cell,
-    placement_cells,
     plan_summary,
     priced_cell,
     ratio_cell,
+    report_cells,
     sources_cell,
     where,
 )
@@ -124,6 +124,43 @@ def _model_title(m: ModelSection, report: PriceReport) -> str:
     return f"{m.gpu_model} ({m.memory_gb:g} GB, {rel} the {report.workload} throughput of {report.reference_gpu})"
 
 
+def _unit_bar(q: Quote, group: str) -> svg.Bar:
+    o, value = q.offer, q.usd_per_million_tokens or 0.0
+    cost = f"${value:,.4f}" if value < 10 else usd(value)
+    return svg.Bar(
+        series=q.option, value=value, label=f"{cost} {q.option} · {o.provider} · {o.source}, as of {o.as_of}",
+        provider=o.provider, source=o.source, as_of=o.as_of,
+        tooltip=(f"{group}: {o.provider} {o.location} {o.instance_type}, {q.option} {usd(q.usd_per_hour)}/h per "
+                 f"instance = {cost} per million tokens [{o.source}, as of {o.as_of}; {o.price_ref}]"))
+
+
+def _unit_section(report: PriceReport) -> str:
+    """USD per million tokens of the report's model: chart (on-demand vs spot per GPU model) and table."""
+    from arbitrage.report.summary import UNIT_HEAD, unit_rows, unit_title
+
+    title = unit_title(report)
+    groups, items = [], []
+    for m in report.models:
+        bars = tuple(_unit_bar(q, m.gpu_model) for q in (m.unit_on_demand, m.unit_spot)
+                     if q is not None and q.usd_per_million_tokens is not None)
+        if bars:
+            groups.append(svg.Group(m.gpu_model, f"{m.memory_gb:g} GB", bars))
+            items += [(b.provider, b.source, b.as_of) for b in bars]
+    parts = ['<section id="unit-cost"><h2>' + _e(title) + "</h2>",
+             '<p class="note">Per offer: the instance\'s USD per hour x the hours its tensor-parallel replicas of '
+             "the model take for a million tokens, at the output tokens/s per GPU of the cited benchmark "
+             "(inference_throughput.csv) or 6 x N FLOPs per token at peak x MFU (training); GPUs without a figure "
+             "for this model size and precision, or that cannot hold it, have none.</p>"]
+    if groups:
+        chart = svg.grouped_bar_chart(groups, SERIES, chart_id="chart-unit-cost", title=title,
+                                      axis="USD per million tokens (lower is better)", fmt=usd)
+        parts.append(_figure(chart, "Cheapest on-demand and spot offer of each GPU model per million tokens.",
+                             items, "unit-cost"))
+    parts.append(_table(list(UNIT_HEAD), unit_rows(report), numeric=(2, 3), cls="unit-cost"))
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def prices_html(report: PriceReport, generated_at: str, source_note: str) -> str:
     """The price comparison as one self-contained HTML page with charts."""
     ref = report.reference_gpu
@@ -162,6 +199,8 @@ def prices_html(report: PriceReport, generated_at: str, source_note: str) -> str
     parts.append(_table(["GPU", "Relative throughput", "Cheapest on-demand $/GPU-h", f"Effective {unit}",
                          "Cheapest spot $/GPU-h", f"Effective {unit}", "Source (as of)"], rows, numeric=(2, 3, 4, 5)))
     parts.append("</section>")
+    if report.unit_model is not None:
+        parts.append(_unit_section(report))
 
     for m in models:
         slug = _slug(m.gpu_model)
@@ -227,7 +266,7 @@ def plan_html(report: PlanReport) -> str:
     parts = [f"<header><h1>{_e(title)}</h1>",
              f'<p class="meta">Planned {_e(report.planned_at.isoformat(timespec="seconds"))} · '
              f"{_e(' | '.join(map(str, spec.accelerators)))} x {spec.num_nodes} node(s) · "
-             f"{spec.work.gpu_hours:g} {_e(spec.work.reference)} GPU-hours · spot {_e(spec.spot)} · "
+             f"{_e(spec.work.describe(spec.workload))} · spot {_e(spec.spot)} · "
              f"objective {_e(plan.objective)} · {len(plan.placements)} feasible of {plan.candidates} candidates. "
              "Money in USD, hours are expected wall time.</p></header>"]
 
@@ -248,15 +287,11 @@ def plan_html(report: PlanReport) -> str:
         parts.append('<section id="breakdown"><h2>Cost breakdown</h2>')
         parts.append(_figure(chart, "Ranked placements, then the naive and cheapest-listed baselines.",
                              [(s.provider, s.source, s.as_of) for s in stacks], "breakdown"))
-        rows = [placement_cells(f"#{i}", b, plan.deadline_hours) for i, b in enumerate(shown, start=1)]
-        if report.naive is not None:
-            rows.append(placement_cells("naive", report.naive, plan.deadline_hours))
-        if report.cheapest_listed is not None:
-            rows.append(placement_cells("cheapest listed", report.cheapest_listed, plan.deadline_hours))
-        parts.append(_table(PLAN_HEAD, rows, numeric=(2, 3, 4, 5, 6, 7, 8), cls="placements"))
+        parts.append(_table(PLAN_HEAD, report_cells(report), numeric=(2, 3, 4, 5, 6, 7, 8), cls="placements"))
         if best is not None:
+            also = report.shown_choices[0].also_in if report.shown_choices else ()
             parts.append("<h3>Why #1</h3><ul class=\"lines\">"
-                         + "".join(f"<li>{_e(line)}</li>" for line in explain(best, plan)) + "</ul>")
+                         + "".join(f"<li>{_e(line)}</li>" for line in explain(best, plan, also)) + "</ul>")
         parts.append("</section>")
 
     parts.append('<section id="rejected"><h2>Rejected</h2>')

@@ -16,10 +16,10 @@ from arbitrage.report.summary import (
     effective_cell,
     instance_cell,
     pct_cell,
-    placement_cells,
     plan_summary,
     priced_cell,
     ratio_cell,
+    report_cells,
     sources_cell,
 )
 
@@ -70,6 +70,11 @@ def prices_markdown(report: PriceReport, generated_at: str, source_note: str) ->
                    effective_cell(m.best_spot),
                    sources_cell((m.best_on_demand, m.best_spot))]
                   for m in report.models])
+    if report.unit_model is not None:
+        from arbitrage.report.summary import UNIT_HEAD, unit_rows, unit_title
+
+        out += [f"## {unit_title(report)}", ""]
+        out += table(list(UNIT_HEAD), unit_rows(report))
     for m in report.models:
         rel = "-" if m.relative_throughput is None else f"{m.relative_throughput:.2f}x"
         out += [f"## {m.gpu_model} ({m.memory_gb:g} GB, {rel} the {report.workload} throughput of {ref})", ""]
@@ -99,20 +104,16 @@ def plan_markdown(report: PlanReport) -> str:
     plan, spec = report.plan, report.plan.spec
     out = [f"# Plan report: {spec.name}", "",
            f"Planned {report.planned_at.isoformat(timespec='seconds')} · {' | '.join(map(str, spec.accelerators))} "
-           f"x {spec.num_nodes} node(s) · {spec.work.gpu_hours:g} {spec.work.reference} GPU-hours · spot {spec.spot} "
+           f"x {spec.num_nodes} node(s) · {spec.work.describe(spec.workload)} · spot {spec.spot} "
            f"· objective {plan.objective} · {len(plan.placements)} feasible of {plan.candidates} candidates. "
            "Money in USD; hours are expected wall time.", "", "## Summary", ""]
     out += [f"- {line}" for line in plan_summary(report)] + [""]
-    rows = [placement_cells(f"#{i}" + (" (over budget)" if report.over_budget_only else ""), b, plan.deadline_hours)
-            for i, b in enumerate(report.shown, start=1)]
-    if report.naive is not None:
-        rows.append(placement_cells("naive", report.naive, plan.deadline_hours))
-    if report.cheapest_listed is not None:
-        rows.append(placement_cells("cheapest listed", report.cheapest_listed, plan.deadline_hours))
+    rows = report_cells(report)
     if rows:
         out += ["## Cost breakdown", "", *table(PLAN_HEAD, rows)]
     if report.best is not None:
-        out += ["### Why #1", ""] + [f"- {line}" for line in explain(report.best, plan)] + [""]
+        also = report.shown_choices[0].also_in if report.shown_choices else ()
+        out += ["### Why #1", ""] + [f"- {line}" for line in explain(report.best, plan, also)] + [""]
     out += ["## Rejected", ""]
     out += (table(["Reason", "Candidates", "Budget"],
                   [[r, n, "yes" if r in BUDGET_REASONS else ""] for r, n in plan.rejections.items()])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -23,7 +24,11 @@ def choose_format(out: str | None, fmt: str | None, allowed: tuple[str, ...], de
         raise UsageError(f"--format: {fmt} is not available for this report ({', '.join(allowed)})")
     if out is None or out == "-":
         return fmt or default
-    if Path(out).is_dir():
+    try:  # a name the file system refuses (too long, a NUL) is an OSError/ValueError even to is_dir()
+        is_dir = Path(out).is_dir()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--out: cannot write {out[:80]}: {getattr(exc, 'strerror', None) or exc}") from None
+    if is_dir:
         example = Path(out) / ("report.html" if "html" in allowed else "report.md")
         raise UsageError(f"--out: {out} is a directory; give a file name, e.g. {example}")
     suffix = Path(out).suffix.lower()
@@ -41,18 +46,22 @@ def choose_format(out: str | None, fmt: str | None, allowed: tuple[str, ...], de
 def write_report(out: str, text: str) -> str:
     """Write ``text`` to ``out`` atomically; refuses a directory or a missing folder. Returns the line to print."""
     path = Path(out)
-    if path.is_dir():
-        raise UsageError(f"--out: {out} is a directory; give a file name, e.g. {path / 'report.html'}")
-    if not path.parent.is_dir():
-        raise UsageError(f"--out: folder {path.parent} does not exist")
-    existed = path.exists()
+    try:  # a name the file system refuses (too long, a NUL) is an OSError even to is_dir()
+        if path.is_dir():
+            raise UsageError(f"--out: {out} is a directory; give a file name, e.g. {path / 'report.html'}")
+        if not path.parent.is_dir():
+            raise UsageError(f"--out: folder {path.parent} does not exist")
+        existed = path.exists()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--out: cannot write {out[:80]}: {getattr(exc, 'strerror', None) or exc}") from None
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        with contextlib.suppress(OSError, ValueError):
+            tmp.unlink(missing_ok=True)
+        raise UsageError(f"--out: cannot write {out[:80]!r}: {getattr(exc, 'strerror', None) or exc}") from None
     size = len(text.encode("utf-8"))
     shown = f"{size / 1024:,.0f} KB" if size >= 1024 else f"{size} bytes"
     return f"wrote {path} ({shown}{', replaced the existing file' if existed else ''})"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from arbitrage.baselines import cheapest_listed, naive
 from arbitrage.costmodel import CostBreakdown
 from arbitrage.offers import Offer
-from arbitrage.planner import Objective, Plan, plan
+from arbitrage.planner import Choice, Objective, Plan, plan
 
 if TYPE_CHECKING:
     from arbitrage.facts import Facts
@@ -38,10 +38,16 @@ class PlanReport:
         return self.plan.best
 
     @property
-    def shown(self) -> tuple[CostBreakdown, ...]:
-        """The ranked placements to show; the cheapest over-budget ones when none is within budget."""
-        ranked = self.plan.placements or self.plan.over_budget
+    def shown_choices(self) -> tuple[Choice, ...]:
+        """The ranked choices to show (same-price regions folded into one, see planner.Choice); the cheapest
+        over-budget ones when none is within budget."""
+        ranked = self.plan.choices if self.plan.placements else self.plan.over_budget_choices
         return ranked[: self.top] if self.top else ranked
+
+    @property
+    def shown(self) -> tuple[CostBreakdown, ...]:
+        """The placement of each shown choice, in rank order."""
+        return tuple(c.best for c in self.shown_choices)
 
     @property
     def over_budget_only(self) -> bool:

@@ -3,15 +3,22 @@ of work (USD per reference-GPU-hour), spot discounts and the spread between mark
 
 The effective price divides USD per GPU-hour by the GPU's throughput relative to a reference GPU (gpus.csv),
 so an H100 at 2.4x the A100's hourly price is the cheaper one when it does 2.5x the work.
+
+With a model (``unit_model``: billions of parameters and precision) the report also prices a million tokens of that
+model per offer (arbitrage.units: the instance's USD per hour x the hours its tensor-parallel replicas take for a
+million output tokens, or training tokens), and ranks GPU models by their cheapest unit cost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from arbitrage.catalog import age_days, is_stale
 from arbitrage.offers import Offer
+from arbitrage.units import ModelSpec, TokenWork, UnitRate, unit_rate
 from providers.registry import TIERS, tier_of
 
 if TYPE_CHECKING:
@@ -26,6 +33,9 @@ class Quote:
     usd_per_gpu_hour: float
     usd_per_hour: float  # per instance
     effective_usd_per_ref_gpu_hour: float | None  # None when the GPU's relative throughput is unknown or zero
+    age_days: float | None = None  # the price's age at the report's time; None when undated or no time was given
+    stale: bool | None = None  # older than the stale threshold (assumptions.toml) or undated; None without a time
+    usd_per_million_tokens: float | None = None  # with the report's unit model: this offer's unit cost
 
     @property
     def option(self) -> str:
@@ -79,6 +89,19 @@ class ModelSection:
     tiers: tuple[TierSpread, ...]
     best_on_demand: Quote | None
     best_spot: Quote | None
+    # With the report's unit model: the cheapest offer per million tokens of each option, where the figure comes
+    # from (units' basis line), and why there is none ('' when there is).
+    unit_on_demand: Quote | None = None
+    unit_spot: Quote | None = None
+    unit_basis: str = ""
+    unit_missing: str = ""
+
+    @property
+    def best_unit(self) -> float | None:
+        """The lowest USD per million tokens of either option (None without a unit model or a fact)."""
+        values = [q.usd_per_million_tokens for q in (self.unit_on_demand, self.unit_spot)
+                  if q is not None and q.usd_per_million_tokens is not None]
+        return min(values) if values else None
 
     @property
     def best_effective(self) -> float | None:
@@ -99,8 +122,9 @@ class PriceReport:
 
     reference_gpu: str
     workload: str
-    models: tuple[ModelSection, ...]  # cheapest effective on-demand price first
+    models: tuple[ModelSection, ...]  # cheapest effective on-demand price first (cheapest unit cost with a model)
     offers_considered: int
+    unit_model: ModelSpec | None = None  # the model the USD-per-million-tokens view prices
 
     @property
     def quotes(self) -> tuple[Quote, ...]:
@@ -123,12 +147,23 @@ def _stable(o: Offer) -> tuple[str, str, str, str]:
     return (o.provider, o.region, o.zone or "", o.instance_type)
 
 
-def _quote(offer: Offer, spot: bool, relative: float | None) -> Quote | None:
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The time ages are counted to and the age past which a price is stale (None: ages not shown)."""
+
+    now: datetime | None = None
+    stale_days: float = 90.0
+
+
+def _quote(offer: Offer, spot: bool, relative: float | None, clock: Clock = Clock()) -> Quote | None:
     per_gpu, per_instance = offer.usd_per_gpu_hour(spot), offer.usd_per_hour(spot)
     if per_gpu is None or per_instance is None or per_gpu <= 0:
         return None  # not sold so (a zero price is a catalog gap, not a free GPU)
     effective = per_gpu / relative if relative else None
-    return Quote(offer, spot, per_gpu, per_instance, effective)
+    if clock.now is None:
+        return Quote(offer, spot, per_gpu, per_instance, effective)
+    return Quote(offer, spot, per_gpu, per_instance, effective, age_days(offer, clock.now),
+                 is_stale(offer, clock.now, clock.stale_days))
 
 
 def _cheapest(quotes: Iterable[Quote | None]) -> Quote | None:
@@ -151,7 +186,7 @@ def _tiers(rows: list[ProviderRow]) -> tuple[TierSpread, ...]:
 
 
 def _section(model: str, offers: list[Offer], facts: Facts, reference: float | None,
-             workload: Workload) -> ModelSection:
+             workload: Workload, clock: Clock = Clock(), unit: ModelSpec | None = None) -> ModelSection:
     fact = facts.gpus.get(model)
     relative = fact.throughput(workload) / reference if fact is not None and reference else None
     by_provider: dict[str, list[Offer]] = {}
@@ -159,8 +194,8 @@ def _section(model: str, offers: list[Offer], facts: Facts, reference: float | N
         by_provider.setdefault(o.provider, []).append(o)
     rows = []
     for provider, group in by_provider.items():
-        od = _cheapest(_quote(o, False, relative) for o in group)
-        sp = _cheapest(_quote(o, True, relative) for o in group)
+        od = _cheapest(_quote(o, False, relative, clock) for o in group)
+        sp = _cheapest(_quote(o, True, relative, clock) for o in group)
         if od is None and sp is None:
             continue
         rows.append(ProviderRow(provider, tier_of(provider), od, sp, len(group)))
@@ -171,28 +206,58 @@ def _section(model: str, offers: list[Offer], facts: Facts, reference: float | N
         return (r.on_demand is None, first.usd_per_gpu_hour, r.provider)
 
     rows.sort(key=row_key)
-    return ModelSection(
+    section = ModelSection(
         gpu_model=model, memory_gb=fact.memory_gb if fact else max(o.gpu_memory_gb for o in offers),
         relative_throughput=relative, throughput_source=fact.source if fact else "no row in gpus.csv",
         providers=tuple(rows), tiers=_tiers(rows),
         best_on_demand=_cheapest(r.on_demand for r in rows), best_spot=_cheapest(r.spot for r in rows),
     )
+    return section if unit is None else _unit_view(section, offers, facts, relative, workload, clock, unit)
+
+
+def _unit_view(section: ModelSection, offers: list[Offer], facts: Facts, relative: float | None, workload: str,
+               clock: Clock, model: ModelSpec) -> ModelSection:
+    """The section with its cheapest on-demand and spot offer per million tokens of ``model`` (one node each)."""
+    work = TokenWork(model, 1e6)
+    best: dict[bool, Quote] = {}
+    basis, missing = "", set()
+    for o in offers:
+        found = unit_rate(work, workload, o.gpu_model, o.gpu_memory_gb, o.gpus_per_node, 1, 1.0, facts.units)
+        if not isinstance(found, UnitRate):
+            missing.add(found)
+            continue
+        basis = basis or found.basis
+        for spot in (False, True):
+            q = _quote(o, spot, relative, clock)
+            if q is None:
+                continue
+            q = replace(q, usd_per_million_tokens=q.usd_per_hour * found.work_hours)
+            held = best.get(spot)
+            if held is None or (q.usd_per_hour * found.work_hours, _stable(o)) < (
+                    held.usd_per_million_tokens or 0.0, _stable(held.offer)):
+                best[spot] = q
+    return replace(section, unit_on_demand=best.get(False), unit_spot=best.get(True), unit_basis=basis,
+                   unit_missing="" if best else "; ".join(sorted(missing)))
 
 
 def build_price_report(offers: Iterable[Offer], facts: Facts, reference_gpu: str = "H100",
-                       workload: Workload = "training") -> PriceReport:
+                       workload: Workload = "training", now: datetime | None = None,
+                       unit_model: ModelSpec | None = None) -> PriceReport:
     """Group offers by exact GPU model and compare providers, options and tiers.
 
     Models come cheapest effective on-demand price per reference-GPU-hour first; models sold only as spot
-    (or without a throughput fact) come last.
+    (or without a throughput fact) come last. With ``now``, every quote carries its price's age and stale flag.
+    With ``unit_model`` each model also gets its cheapest USD per million tokens, and models come cheapest unit cost
+    first (models without a fact for it last).
     """
+    clock = Clock(now, facts.assumptions.stale_price_days)
     offers = list(offers)
     ref_fact = facts.gpu(reference_gpu)
     reference = ref_fact.throughput(workload) or None
     by_model: dict[str, list[Offer]] = {}
     for o in offers:
         by_model.setdefault(o.gpu_model, []).append(o)
-    sections = [_section(m, group, facts, reference, workload) for m, group in by_model.items()]
+    sections = [_section(m, group, facts, reference, workload, clock, unit_model) for m, group in by_model.items()]
     sections = [s for s in sections if s.providers]
 
     def model_key(s: ModelSection) -> tuple:
@@ -200,4 +265,7 @@ def build_price_report(offers: Iterable[Offer], facts: Facts, reference_gpu: str
         best = s.best_effective
         return (od is None, od or 0.0, best is None, best or 0.0, s.gpu_model)
 
-    return PriceReport(reference_gpu, workload, tuple(sorted(sections, key=model_key)), len(offers))
+    ordered = sorted(sections, key=model_key)
+    if unit_model is not None:
+        ordered.sort(key=lambda s: (s.best_unit is None, s.best_unit or 0.0))
+    return PriceReport(reference_gpu, workload, tuple(ordered), len(offers), unit_model)

@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
+from arbitrage.catalog import age_days
 from arbitrage.costmodel import CostBreakdown
-from arbitrage.render import usd
+from arbitrage.offers import Offer
+from arbitrage.render import location_cell, usd
 from arbitrage.report.breakeven import Breakeven
 from arbitrage.report.plan import PlanReport
-from arbitrage.report.prices import Quote
+from arbitrage.report.prices import PriceReport, Quote
 from arbitrage.report.tables import NOT_MODELLED
 
 # Cells every report format shows for a quote; "-" where there is no figure.
 
+def _age_text(age: float | None, stale: bool | None) -> str:
+    if stale is None:
+        return ""
+    if age is None:
+        return ": STALE"  # no date to count an age from
+    return f", {age:.0f} d old" + (": STALE" if stale else "")
+
+
+def age_note(o: Offer, now: datetime | None, stale_days: float) -> str:
+    """', 67 d old' or ', 130 d old: STALE' (': STALE' when undated); '' without a time."""
+    if now is None:
+        return ""
+    age = age_days(o, now)
+    return _age_text(age, age is None or age > stale_days)
+
+
 def quote_provenance(q: Quote | None) -> str:
-    """Where a quoted price came from: source and as-of."""
-    return "-" if q is None else f"{q.offer.source}, as of {q.offer.as_of}"
+    """Where a quoted price came from: source, as-of ('~' when estimated) and its age (STALE when too old)."""
+    if q is None:
+        return "-"
+    o = q.offer
+    return f"{o.source}, as of {'~' if o.as_of_estimated else ''}{o.as_of}{_age_text(q.age_days, q.stale)}"
 
 
 def sources_cell(quotes: Iterable[Quote | None], *, named: bool = True) -> str:
@@ -52,10 +74,10 @@ def instance_cell(q: Quote | None) -> str:
     return f"{usd(q.usd_per_hour)} ({o.instance_type}, {o.gpus_per_node} GPUs, {o.location})"
 
 
-def where(b: CostBreakdown) -> str:
-    """'aws us-east-1/use1-az4 p5.48xlarge x1 spot'."""
+def where(b: CostBreakdown, also: int = 0) -> str:
+    """'aws us-east-1/use1-az4 p5.48xlarge x1 spot' ('+N regions' when the same price is offered elsewhere)."""
     p, o = b.placement, b.placement.offer
-    return f"{o.provider} {o.location} {o.instance_type} x{p.nodes} {'spot' if p.spot else 'on-demand'}"
+    return f"{o.provider} {location_cell(o, also)} {o.instance_type} x{p.nodes} {'spot' if p.spot else 'on-demand'}"
 
 
 def _deadline_note(b: CostBreakdown, deadline_hours: float | None) -> str:
@@ -64,19 +86,33 @@ def _deadline_note(b: CostBreakdown, deadline_hours: float | None) -> str:
     return "; meets the deadline" if b.expected_hours <= deadline_hours else "; misses the deadline"
 
 
-def placement_cells(label: str, b: CostBreakdown, deadline_hours: float | None) -> list[str]:
-    """One placement as the plan table's cells: costs, deadline slack and price provenance."""
+def placement_cells(label: str, b: CostBreakdown, deadline_hours: float | None, now: datetime | None = None,
+                    stale_days: float = 90.0, also: int = 0) -> list[str]:
+    """One placement as the plan table's cells: costs, deadline slack and price provenance with its age."""
     o = b.placement.offer
     deadline = "-" if deadline_hours is None else (
         f"ok +{deadline_hours - b.expected_hours:.1f}h" if b.expected_hours <= deadline_hours
         else f"late {b.expected_hours - deadline_hours:.1f}h")
-    return [label, where(b), usd(b.hourly_usd), f"{b.expected_hours:,.1f}", usd(b.compute_usd),
+    return [label, where(b, also), usd(b.hourly_usd), f"{b.expected_hours:,.1f}", usd(b.compute_usd),
             usd(b.preemption_usd), usd(b.egress_in_usd), usd(b.egress_out_usd), usd(b.total_usd), deadline,
-            f"{o.source}, as of {o.as_of}"]
+            f"{o.source}, as of {'~' if o.as_of_estimated else ''}{o.as_of}{age_note(o, now, stale_days)}"]
 
 
 PLAN_HEAD = ["#", "Placement", "$/h", "Hours", "Compute", "Preemption", "Egress in", "Egress out", "Total",
              "Deadline", "Source (as of)"]
+
+
+def report_cells(report: PlanReport) -> list[list[str]]:
+    """The plan table's rows: the shown choices (+N regions), then the naive and cheapest-listed baselines."""
+    plan = report.plan
+    now, stale, deadline = report.planned_at, plan.stale_days, plan.deadline_hours
+    suffix = " (over budget)" if report.over_budget_only else ""
+    rows = [placement_cells(f"#{i}{suffix}", c.best, deadline, now, stale, len(c.also_in))
+            for i, c in enumerate(report.shown_choices, start=1)]
+    for label, b in (("naive", report.naive), ("cheapest listed", report.cheapest_listed)):
+        if b is not None:
+            rows.append(placement_cells(label, b, deadline, now, stale))
+    return rows
 
 
 def plan_summary(report: PlanReport) -> list[str]:
@@ -85,8 +121,9 @@ def plan_summary(report: PlanReport) -> list[str]:
     best = report.best
     if best is not None:
         o = best.placement.offer
-        lines.append(f"Chosen: {where(best)}, {usd(best.total_usd)} expected over {best.expected_hours:.1f} h "
-                     f"[{o.source}, as of {o.as_of}]")
+        also = len(report.shown_choices[0].also_in) if report.shown_choices else 0
+        lines.append(f"Chosen: {where(best, also)}, {usd(best.total_usd)} expected over {best.expected_hours:.1f} h "
+                     f"[{o.source}, as of {o.as_of}{age_note(o, report.planned_at, report.plan.stale_days)}]")
     elif report.over_budget_only:
         lines.append("Nothing fits the budget; the cheapest over-budget placements are shown.")
     else:
@@ -94,7 +131,8 @@ def plan_summary(report: PlanReport) -> list[str]:
     if report.naive is not None:
         n, o = report.naive, report.naive.placement.offer
         lines.append(f"Naive (same GPUs, on-demand, on the hyperscaler where the data lives): {where(n)}, "
-                     f"{usd(n.total_usd)} over {n.expected_hours:.1f} h [{o.source}, as of {o.as_of}]"
+                     f"{usd(n.total_usd)} over {n.expected_hours:.1f} h [{o.source}, as of {o.as_of}"
+                     f"{age_note(o, report.planned_at, report.plan.stale_days)}]"
                      + _deadline_note(n, report.plan.deadline_hours))
     else:
         lines.append("Naive: the first-choice GPUs are not sold on-demand at the data's hyperscaler.")
@@ -108,8 +146,16 @@ def plan_summary(report: PlanReport) -> list[str]:
     if report.cheapest_listed is not None:
         c, o = report.cheapest_listed, report.cheapest_listed.placement.offer
         lines.append(f"Cheapest listed price (what a price list picks, costed in full): {where(c)}, "
-                     f"{usd(c.total_usd)} over {c.expected_hours:.1f} h [{o.source}, as of {o.as_of}]"
+                     f"{usd(c.total_usd)} over {c.expected_hours:.1f} h [{o.source}, as of {o.as_of}"
+                     f"{age_note(o, report.planned_at, report.plan.stale_days)}]"
                      + _deadline_note(c, report.plan.deadline_hours))
+    if best is not None and best.usd_per_million_tokens is not None:
+        def per(b: CostBreakdown | None) -> str:
+            value = None if b is None else b.usd_per_million_tokens
+            return "-" if value is None else (f"${value:,.4f}" if value < 10 else usd(value))
+
+        lines.append(f"Unit cost: {per(best)} per million tokens chosen, {per(report.naive)} naive, "
+                     f"{per(report.cheapest_listed)} cheapest listed")
     return lines
 
 
@@ -163,3 +209,33 @@ def breakeven_lines(b: Breakeven) -> list[str]:
     lines.append(f"{own.years:g}-year totals at {u:.0%} utilization: own {usd(b.own_usd)}, rent {usd(b.rent_usd)}; "
                  f"{verdict}.")
     return lines
+
+
+# -- USD per million tokens (report prices --model-params-b) -------------------------------------------------------
+
+UNIT_HEAD = ("GPU", "Memory", "Cheapest on-demand $/1M tok", "Cheapest spot $/1M tok", "Throughput basis",
+             "Source (as of)")
+
+
+def unit_title(report: PriceReport) -> str:
+    """'USD per million output tokens of a 70B fp8 model (inference), cheapest first'."""
+    m = report.unit_model
+    kind = "training" if report.workload == "training" else "output"
+    size = "" if m is None else f" of a {m.params_b:g}B {m.precision} model"
+    return f"USD per million {kind} tokens{size} ({report.workload}), cheapest first"
+
+
+def unit_cell(q: Quote | None) -> str:
+    """'$0.1234 vast 8x-H200' (the offer's unit cost, provider and instance) or '-'."""
+    if q is None or q.usd_per_million_tokens is None:
+        return "-"
+    per = q.usd_per_million_tokens
+    cost = f"${per:,.4f}" if per < 10 else usd(per)
+    return f"{cost} {q.offer.provider} {q.offer.instance_type}"
+
+
+def unit_rows(report: PriceReport) -> list[list[str]]:
+    """One row per GPU model: cheapest unit cost per option, where the rate comes from (or why there is none)."""
+    return [[m.gpu_model, f"{m.memory_gb:g} GB", unit_cell(m.unit_on_demand), unit_cell(m.unit_spot),
+             m.unit_basis or m.unit_missing or "-", sources_cell((m.unit_on_demand, m.unit_spot))]
+            for m in report.models]

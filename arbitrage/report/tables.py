@@ -28,8 +28,18 @@ def quote_record(q: Quote | None) -> dict[str, Any] | None:
         "option": q.option, "usd_per_gpu_hour": _round(q.usd_per_gpu_hour), "usd_per_hour": _round(q.usd_per_hour),
         "effective_usd_per_ref_gpu_hour": _round(q.effective_usd_per_ref_gpu_hour),
         "provider": o.provider, "region": o.region, "zone": o.zone, "instance_type": o.instance_type,
-        "gpus_per_node": o.gpus_per_node, "source": o.source, "as_of": o.as_of, "price_ref": o.price_ref,
+        "gpus_per_node": o.gpus_per_node, "source": o.source, "as_of": o.as_of,
+        "as_of_estimated": o.as_of_estimated, "age_days": _round(q.age_days, 1), "stale": q.stale,
+        "price_ref": o.price_ref, "usd_per_million_tokens": _round(q.usd_per_million_tokens, 6),
     }
+
+
+def _unit_model_record(report: PriceReport) -> dict[str, Any] | None:
+    m = report.unit_model
+    if m is None:
+        return None
+    return {"params_b": m.params_b, "precision": m.precision, "workload": report.workload,
+            "unit": f"USD per million {'training' if report.workload == 'training' else 'output'} tokens"}
 
 
 def prices_record(report: PriceReport, meta: dict[str, Any]) -> dict[str, Any]:
@@ -39,10 +49,15 @@ def prices_record(report: PriceReport, meta: dict[str, Any]) -> dict[str, Any]:
         "reference_gpu": report.reference_gpu, "workload": report.workload,
         "effective_price_unit": f"USD per {report.reference_gpu} GPU-hour of {report.workload} work",
         "offers_considered": report.offers_considered,
+        "unit_model": _unit_model_record(report),
         "models": [{
             "gpu_model": m.gpu_model, "memory_gb": m.memory_gb,
             "relative_throughput": _round(m.relative_throughput), "throughput_source": m.throughput_source,
             "cheapest_on_demand": quote_record(m.best_on_demand), "cheapest_spot": quote_record(m.best_spot),
+            "unit_cost": None if report.unit_model is None else {
+                "cheapest_on_demand": quote_record(m.unit_on_demand), "cheapest_spot": quote_record(m.unit_spot),
+                "usd_per_million_tokens": _round(m.best_unit, 6), "basis": m.unit_basis or None,
+                "missing": m.unit_missing or None},
             "providers": [{
                 "provider": r.provider, "tier": r.tier, "offers": r.offers,
                 "spot_discount": _round(r.spot_discount), "on_demand": quote_record(r.on_demand),
@@ -65,7 +80,7 @@ def prices_json(report: PriceReport, meta: dict[str, Any]) -> str:
 PRICE_CSV_FIELDS = (
     "gpu_model", "provider", "tier", "option", "usd_per_gpu_hour", "usd_per_hour", "instance_type", "gpus_per_node",
     "region", "zone", "relative_throughput", "reference_gpu", "effective_usd_per_ref_gpu_hour", "spot_discount",
-    "source", "as_of", "price_ref",
+    "source", "as_of", "age_days", "stale", "price_ref",
 )
 
 
@@ -85,16 +100,17 @@ def prices_csv(report: PriceReport) -> str:
     return buf.getvalue()
 
 
-def _record(b: CostBreakdown | None, deadline_hours: float | None) -> dict[str, Any] | None:
-    return None if b is None else placement_record(b, 0, deadline_hours)
+def _record(b: CostBreakdown | None, report: PlanReport) -> dict[str, Any] | None:
+    plan = report.plan
+    return None if b is None else placement_record(b, 0, plan.deadline_hours, report.planned_at, plan.stale_days)
 
 
 def plan_report_record(report: PlanReport) -> dict[str, Any]:
     """The plan JSON of `gpuarb plan`, plus the baselines and the savings."""
     plan = report.plan
     doc = plan_record(plan, report.top, report.planned_at, report.catalog)
-    naive = _record(report.naive, plan.deadline_hours)
-    listed = _record(report.cheapest_listed, plan.deadline_hours)
+    naive = _record(report.naive, report)
+    listed = _record(report.cheapest_listed, report)
     for rec in (naive, listed):
         if rec is not None:
             rec.pop("rank")
@@ -116,7 +132,7 @@ def plan_json(report: PlanReport) -> str:
 PLAN_CSV_FIELDS = ("role", "rank", "provider", "region", "zone", "instance_type", "accelerator", "gpus_per_node",
                    "nodes", "spot", "hourly_usd", "expected_hours", "compute_usd", "preemption_usd", "egress_in_usd",
                    "egress_out_usd", "egress_usd", "total_usd", "meets_deadline", "deadline_slack_hours", "source",
-                   "as_of", "price_ref")
+                   "as_of", "age_days", "stale", "also_in", "price_ref")
 
 
 def plan_csv(report: PlanReport) -> str:
@@ -125,11 +141,17 @@ def plan_csv(report: PlanReport) -> str:
     writer = csv.DictWriter(buf, fieldnames=PLAN_CSV_FIELDS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     role = "over_budget" if report.over_budget_only else "placement"
-    deadline = report.plan.deadline_hours
-    rows = [(role, placement_record(b, i, deadline)) for i, b in enumerate(report.shown, start=1)]
+    plan = report.plan
+    deadline, now, stale = plan.deadline_hours, report.planned_at, plan.stale_days
+    rows = [(role, placement_record(c.best, i, deadline, now, stale, c.also_in))
+            for i, c in enumerate(report.shown_choices, start=1)]
+    for row in rows:  # one cell: 'region/zone; region/zone'
+        row[1]["also_in"] = "; ".join(f"{a['region']}/{a['zone']}" if a["zone"] else a["region"]
+                                      for a in row[1]["also_in"])
     for name, b in (("naive", report.naive), ("cheapest_listed", report.cheapest_listed)):
         if b is not None:
-            rec = placement_record(b, 0, deadline)
+            rec = placement_record(b, 0, deadline, now, stale)
+            rec["also_in"] = ""
             rec["rank"] = None
             rows.append((name, rec))
     for name, rec in rows:

@@ -15,7 +15,10 @@ def _tier_cell(q: Quote | None, ratio: float | None) -> str:
 
 
 def _prov(q: Quote | None) -> str:
-    return "-" if q is None else f"{q.offer.source} ({q.offer.as_of})"
+    if q is None:
+        return "-"
+    age = "" if q.stale is None else (" undated" if q.age_days is None else f" {q.age_days:.0f}d")
+    return f"{q.offer.source} ({q.offer.as_of}{age}{' STALE' if q.stale else ''})"
 
 
 def prices_renderables(report: PriceReport, generated_at: str, source_note: str) -> list[Any]:
@@ -39,6 +42,15 @@ def prices_renderables(report: PriceReport, generated_at: str, source_note: str)
                         "-" if sp is None else f"{usd(sp.usd_per_gpu_hour)} {sp.offer.provider}", effective_cell(sp),
                         "; ".join(dict.fromkeys(f"{q.offer.provider} {_prov(q)}" for q in (od, sp) if q is not None)))
     out.append(summary)
+    if report.unit_model is not None:
+        from arbitrage.report.summary import UNIT_HEAD, unit_rows, unit_title
+
+        units = Table(title=unit_title(report), title_justify="left", header_style="bold")
+        for i, head in enumerate(UNIT_HEAD):
+            units.add_column(head, justify="right" if i in (2, 3) else "left")
+        for cells in unit_rows(report):
+            units.add_row(*cells)
+        out.append(units)
     for m in report.models:
         rel = "-" if m.relative_throughput is None else f"{m.relative_throughput:.2f}x {ref}"
         table = Table(title=f"{m.gpu_model} ({m.memory_gb:g} GB, {rel})", title_justify="left", header_style="bold")
@@ -67,22 +79,24 @@ def plan_renderables(report: PlanReport, catalog_line: str) -> list[Any]:
     """The ranked table (with the naive and cheapest-listed rows), summary, why #1, rejections and provenance."""
     plan, spec = report.plan, report.plan.spec
     head = (f"{spec.name}: {' | '.join(map(str, spec.accelerators))} x {spec.num_nodes} node(s), "
-            f"{spec.work.gpu_hours:g} {spec.work.reference} GPU-hours, spot {spec.spot}, objective {plan.objective}")
+            f"{spec.work.describe(spec.workload)}, spot {spec.spot}, objective {plan.objective}")
     out: list[Any] = []
-    rows = list(report.shown)
+    rows = list(report.shown_choices)
+    now, stale = report.planned_at, plan.stale_days
     title = (f"{head}\n{len(plan.placements)} feasible of {plan.candidates} candidates (USD; hours are expected wall "
              "time)" if not report.over_budget_only else f"{head}\nNOTHING within budget; cheapest over budget:")
     if rows:
-        table = plan_table(rows, plan.deadline_hours, title)
+        table = plan_table(rows, plan.deadline_hours, title, now, stale)
         for label, b in (("naive", report.naive), ("listed", report.cheapest_listed)):
             if b is not None:
-                table.add_row(label, *plan_rows([b], plan.deadline_hours)[0][1:])
+                table.add_row(label, *plan_rows([b], plan.deadline_hours, now, stale)[0][1:])
         out.append(table)
     else:
         out.append(f"{head}\nNo feasible placement among {plan.candidates} candidates.")
     lines = ["Summary:", *(f"  {line}" for line in plan_summary(report))]
     if report.best is not None:
-        lines += ["Why #1:", *(f"  {line}" for line in explain(report.best, plan))]
+        also = rows[0].also_in if rows else ()
+        lines += ["Why #1:", *(f"  {line}" for line in explain(report.best, plan, also))]
     if plan.rejections:
         lines += ["Rejected:", *rejection_lines(plan)]
     lines.append(f"Prices: {catalog_line}")
