@@ -1,12 +1,14 @@
 """Values a user gives as text (on the command line, later in a server request), read into plain values.
 
 One reader per kind of value, so the CLI and the server accept the same words and reject them with the same
-one-line `UsageError` naming the option: sources, objectives, `--now`, `--since`, `--tag`, GPU and provider names.
+one-line `UsageError` naming the option: sources, objectives, `--now`, `--since`, `--tag`, GPU and provider names,
+and the bounds of every numeric option (README "Limits"; the CLI checks them, run ids are checked by the ledger).
 No I/O; the environment and the clock come in as arguments.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from enum import Enum
@@ -34,6 +36,17 @@ class Objective(str, Enum):
     time = "time"
 
 
+# Bounds of the numeric options: finite, and within these (a value outside is a typo, not a request).
+MAX_GPUS_PER_NODE = 64  # --count; also the job spec's accelerator count
+MAX_ROWS = 1_000_000  # --limit, --top
+MAX_FAILOVERS = 100
+MAX_RESTARTS = 1000
+MAX_PENDING_MINUTES = 10_080.0  # a week
+POLL_SECONDS = (0.05, 3600.0)
+MAX_IDLE_MINUTES = 525_600.0  # a year
+MAX_SINCE_DAYS = 36_500  # --since: a hundred years back
+
+
 SOURCE_HELP = ("Where prices come from: auto (fresh cache, else live, else snapshot, per provider), live, cache, "
                "snapshot. Default: $GPUARB_SOURCE or auto.")
 
@@ -56,27 +69,42 @@ def parse_now(now: str | None, clock: datetime) -> datetime:
     try:
         stamp = datetime.fromisoformat(now.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"--now: cannot read {now!r} as an ISO-8601 timestamp") from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        shown = now if len(now) <= 40 else now[:37] + "..."
+        raise UsageError(f"--now: cannot read {shown!r} as an ISO-8601 timestamp") from None
+    return _utc("--now", stamp)
 
 
 def parse_since(text: str | None, now: datetime) -> datetime | None:
-    """`--since`: an ISO date/time, or a duration back from now such as 7d, 12h, 30m."""
-    if not text:
+    """`--since`: an ISO date/time, or a duration back from now such as 7d, 12h, 30m (None: not given)."""
+    if text is None:
         return None
-    import re
-
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([dhm])", text.strip())
+    if not text.strip():
+        raise UsageError("--since: empty; give 2026-11-01, 2026-11-01T12:00Z or 7d/12h/30m")
+    match = re.fullmatch(r"(\d{1,12}(?:\.\d{1,12})?)([dhm])", text.strip())
     if match:
         from datetime import timedelta
 
         amount, unit = float(match.group(1)), match.group(2)
-        return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+        days = amount / {"d": 1, "h": 24, "m": 1440}[unit]
+        if days > MAX_SINCE_DAYS:
+            raise UsageError(f"--since: {text!r} is more than {MAX_SINCE_DAYS:,} days back")
+        return now - timedelta(days=days)
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"--since: cannot read {text!r} (use 2026-11-01, 2026-11-01T12:00Z or 7d/12h/30m)") from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise UsageError(f"--since: cannot read {shown!r} (use 2026-11-01, 2026-11-01T12:00Z or 7d/12h/30m)") from None
+    return _utc("--since", stamp)
+
+
+def _utc(option: str, stamp: datetime) -> datetime:
+    """An ISO time made aware (UTC when it has no zone); UsageError for one UTC cannot hold (year 1 at +05:00)."""
+    aware = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    try:
+        aware.astimezone(timezone.utc)
+    except OverflowError:
+        raise UsageError(f"{option}: {stamp.isoformat()} is out of range") from None
+    return aware
 
 
 def parse_tags(tags: Sequence[str]) -> dict[str, str]:

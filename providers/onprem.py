@@ -30,6 +30,7 @@ from typing import Any
 
 from arbitrage import paths
 from arbitrage.offers import INTERCONNECTS, Offer
+from arbitrage.params import MAX_GPUS_PER_NODE
 from providers.base import FetchContext, ProviderError
 
 NAME = "onprem"
@@ -70,9 +71,14 @@ def config_path(ctx: FetchContext) -> Path:
     return paths.onprem_config(ctx.env)
 
 
-_NUMBERS = {"purchase_usd_per_node": (0, False), "amortization_years": (0, True), "utilization": (0, True),
-            "power_kw_per_node": (0, False), "usd_per_kwh": (0, False), "pue": (1, False),
-            "hosting_usd_per_node_month": (0, False), "interconnect_gbps": (0, False)}
+# field -> (minimum, minimum excluded, maximum): a value outside is a typo, not a cost.
+_NUMBERS = {"purchase_usd_per_node": (0, False, 1e8), "amortization_years": (0, True, 50),
+            "utilization": (0, True, 1), "power_kw_per_node": (0, False, 1000), "usd_per_kwh": (0, False, 10),
+            "pue": (1, False, 10), "hosting_usd_per_node_month": (0, False, 1e7),
+            "interconnect_gbps": (0, False, 100_000)}
+# A node-hour must cost something (a cluster at $0/h would win every plan) and less than this.
+MIN_USD_PER_NODE_HOUR = 0.01
+MAX_USD_PER_NODE_HOUR = 100_000.0
 
 
 def parse_clusters(data: Any, where: str, ctx: FetchContext) -> list[OwnedCluster]:
@@ -94,25 +100,31 @@ def parse_clusters(data: Any, where: str, ctx: FetchContext) -> list[OwnedCluste
             raise ProviderError(NAME, f"{loc}.accelerator: unknown GPU {values['accelerator']!r}")
         values["accelerator"] = accelerator
         count = raw.get("gpus_per_node")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise ProviderError(NAME, f"{loc}.gpus_per_node: expected a whole number >= 1")
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_GPUS_PER_NODE:
+            raise ProviderError(NAME, f"{loc}.gpus_per_node: expected a whole number from 1 to {MAX_GPUS_PER_NODE}")
         values["gpus_per_node"] = count
         defaults = {"utilization": 1.0, "pue": 1.0, "hosting_usd_per_node_month": 0.0, "power_kw_per_node": 0.0,
                     "usd_per_kwh": 0.0, "interconnect_gbps": 0.0}
-        for key, (minimum, strict) in _NUMBERS.items():
+        for key, (minimum, strict, maximum) in _NUMBERS.items():
             value = raw.get(key, defaults.get(key))
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ProviderError(NAME, f"{loc}.{key}: expected a number")
             if value < minimum or (strict and value == minimum):
                 raise ProviderError(NAME, f"{loc}.{key}: must be {'>' if strict else '>='} {minimum}")
+            if value > maximum:
+                hint = " (a share between 0 and 1)" if key == "utilization" else ""
+                raise ProviderError(NAME, f"{loc}.{key}: must be at most {maximum:g}{hint}")
             values[key] = float(value)
-        if values["utilization"] > 1:
-            raise ProviderError(NAME, f"{loc}.utilization: a share between 0 and 1")
         fabric = raw.get("interconnect", "ethernet")
-        if fabric not in INTERCONNECTS:
+        if not isinstance(fabric, str) or fabric not in INTERCONNECTS:
             raise ProviderError(NAME, f"{loc}.interconnect: one of {', '.join(sorted(INTERCONNECTS))}")
         values["interconnect"] = fabric
-        clusters.append(OwnedCluster(**values))
+        cluster = OwnedCluster(**values)
+        price = cluster.usd_per_node_hour
+        if not MIN_USD_PER_NODE_HOUR <= price <= MAX_USD_PER_NODE_HOUR:
+            raise ProviderError(NAME, f"{loc}: costs ${price:,.4g} per node-hour (purchase + power + hosting); a node "
+                                      f"must cost ${MIN_USD_PER_NODE_HOUR:g} to ${MAX_USD_PER_NODE_HOUR:,.0f} an hour")
+        clusters.append(cluster)
     return clusters
 
 
@@ -131,15 +143,20 @@ class OnPremAdapter:
         """One offer per configured node type, priced per node-hour in USD."""
         import yaml
 
+        from arbitrage import safeyaml
+
         path = config_path(ctx)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = safeyaml.safe_load(safeyaml.read_capped(str(path)))
+        except safeyaml.LimitError as exc:
+            raise ProviderError(NAME, f"{path}:{exc.line}: {exc.path}: {exc.message}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ProviderError(NAME, f"{path}: cannot read ({exc})") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
-            raise ProviderError(NAME, f"{path}{line}: YAML syntax error") from None
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ProviderError(NAME, f"{path}{line}: YAML error: {problem}") from None
         offers = []
         for c in parse_clusters(data, str(path), ctx):
             fact = ctx.facts.gpu(c.accelerator)

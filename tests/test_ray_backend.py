@@ -179,7 +179,8 @@ def test_job_env_merges_spec_envs_and_gpuarb_variables(tmp_path: Path, facts: An
     env = job_env(req)
     assert env == {"LR": "0.1", "TOKEN": "s3cret", "GPUARB_ATTEMPT": "2", "GPUARB_RUN_ID": "r1",
                    "GPUARB_RESUME": "1", "GPUARB_CHECKPOINT_DIR": str(tmp_path / "rel" / "ckpt"),
-                   "GPUARB_CHECKPOINT_INTERVAL_SECONDS": "600", "EXTRA": "1"}
+                   "GPUARB_CHECKPOINT_INTERVAL_SECONDS": "600", "EXTRA": "1",
+                   "GPUARB_METRICS": str(tmp_path / "rel" / "ckpt" / "gpuarb-metrics.jsonl")}
 
 
 def test_job_env_requires_a_value_for_every_declared_env(tmp_path: Path, facts: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from arbitrage import __version__
-from arbitrage.cli import catalog, diff, plan, report, run, runs, spend
+from arbitrage.cli import catalog, diff, plan, report, risk, run, runs, spend
 from arbitrage.cli.common import TYPER_SETTINGS
 
 app = typer.Typer(
@@ -60,6 +60,7 @@ def _root(
 catalog.register(app)
 plan.register(app)
 diff.register(app)
+risk.register(app)
 run.register(app)
 runs.register(app)
 report.register(app, report_app)

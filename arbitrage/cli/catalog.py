@@ -9,45 +9,75 @@ import typer
 from arbitrage import app as usecases
 from arbitrage.cli.common import DataFormat, SourceOption, TableOrJson, TableOrJsonOption, console, guarded, say
 from arbitrage.errors import NothingFeasible
+from arbitrage.params import MAX_GPUS_PER_NODE, MAX_ROWS
 
 
 @guarded
 def prices(
     gpu: Annotated[list[str], typer.Option("--gpu", "-g", help="GPU model(s), e.g. H100, A100-80GB.")] = [],  # noqa: B006
-    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="GPUs per instance.")] = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, max=MAX_GPUS_PER_NODE,
+                                              help="GPUs per instance.")] = None,
     spot: Annotated[bool | None, typer.Option("--spot/--on-demand",
                                               help="Only offers with that price, sorted by it.")] = None,
     provider: Annotated[list[str], typer.Option("--provider", "-p", help="Provider id or glob (repeatable).")] = [],  # noqa: B006
     region: Annotated[list[str], typer.Option("--region", "-r", help="Region glob, e.g. 'us-*' (repeatable).")] = [],  # noqa: B006
     fmt: Annotated[DataFormat, typer.Option("--format", "-f", case_sensitive=False)] = DataFormat.table,
     source: SourceOption = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=0,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, max=MAX_ROWS,
                                               help="Rows to show (0 = all). Default: 30 for table/markdown, "
                                                    "all for json/csv.")] = None,
+    quarantined: Annotated[bool, typer.Option("--quarantined",
+                                              help="List the prices the quality gate set aside, and why, "
+                                                   "instead of the offers.")] = False,
+    now: Annotated[str | None, typer.Option("--now", help="Count price ages to this ISO-8601 time (default: now).",
+                                            hidden=True)] = None,
 ) -> None:
-    """Compare GPU prices per GPU-hour and per instance, cheapest first, with source and as-of."""
+    """Compare GPU prices per GPU-hour and per instance, cheapest first, with source, as-of and age."""
     from arbitrage import render
-    from arbitrage.params import canonical_gpus, check_providers
+    from arbitrage.params import canonical_gpus, check_providers, parse_now
 
     facts = usecases.load_facts()
     found = usecases.find_prices(facts, gpus=canonical_gpus(gpu, facts), count=count, spot=spot,
-                                 providers=check_providers(provider), regions=region, source=source, say=say)
+                                 providers=check_providers(provider), regions=region, source=source, say=say,
+                                 now=parse_now(now, usecases.utcnow()), quarantined=quarantined)
+    if found.quarantined is not None:
+        _print_quarantined(found, fmt)
+        return
     matching = found.offers
     if limit is None:
         limit = 30 if fmt in (DataFormat.table, DataFormat.markdown) else 0
     shown = matching[:limit] if limit else matching
+    when, stale = found.now, found.stale_days
     if fmt is DataFormat.json:
-        typer.echo(render.prices_json(shown, len(matching)))
+        typer.echo(render.prices_json(shown, len(matching), when, stale))
     elif fmt is DataFormat.csv:
-        typer.echo(render.prices_csv(shown), nl=False)
+        typer.echo(render.prices_csv(shown, when, stale), nl=False)
     elif fmt is DataFormat.markdown:
-        typer.echo(render.prices_markdown(shown, len(matching)), nl=False)
+        typer.echo(render.prices_markdown(shown, len(matching), when, stale), nl=False)
     else:
         option = "spot" if spot else "on-demand" if spot is False else "on-demand (spot where no on-demand)"
-        title = f"{len(matching)} offers, cheapest {option} $/GPU-hour first (USD, per hour)"
-        console().print(render.prices_table(shown, len(matching), title))
+        title = (f"{len(matching)} offers, cheapest {option} $/GPU-hour first (USD, per hour; age of each price, "
+                 f"stale after {stale:g} days)")
+        console().print(render.prices_table(shown, len(matching), title, when, stale))
     if not matching:
         raise NothingFeasible("no offer matches these filters")
+
+
+def _print_quarantined(found: usecases.PriceList, fmt: DataFormat) -> None:
+    """The set-aside prices (an empty list is a good answer, not a failure)."""
+    from arbitrage import render
+
+    items = found.quarantined or []
+    if fmt is DataFormat.json:
+        typer.echo(render.quarantine_json(items, found.now, found.stale_days))
+    elif fmt is DataFormat.csv:
+        typer.echo(render.quarantine_csv(items, found.now, found.stale_days), nl=False)
+    elif fmt is DataFormat.markdown:
+        typer.echo(render.quarantine_markdown(items), nl=False)
+    else:
+        title = (f"{len(items)} prices set aside by the quality gate (providers/quality.py), USD"
+                 if items else "No price matching these filters was set aside by the quality gate")
+        console().print(render.quarantine_table(items, title))
 
 
 @guarded
@@ -67,7 +97,7 @@ def providers(
 
     table = Table(title=f"Price sources (cache: {found.cache_dir})", title_justify="left", header_style="bold")
     for head in ("Provider", "Tier", "Live adapter", "Credentials", "Last refresh", "Cached", "Snapshot",
-                 "Last failure"):
+                 "Set aside", "Last failure"):
         table.add_column(head)
     for r in found.rows:
         hint = r["credentials_hint"] or ""
@@ -79,8 +109,15 @@ def providers(
             creds = "not needed" if hint.startswith("none needed") else "found"
         table.add_row(r["provider"], r["tier"], "yes" if r["adapter"] else "no (snapshot only)", creds,
                       r["last_refresh"] or "never", str(r["cached_offers"]), str(r["snapshot_offers"]),
-                      r["last_failure"] or "")
+                      _set_aside_cell(r), r["last_failure"] or "")
     console().print(table)
+
+
+def _set_aside_cell(row: dict) -> str:
+    """Prices the quality gate set aside: 'snapshot 12, cache 3', '-' when none."""
+    parts = [f"{label} {row[key]}" for label, key in (("snapshot", "snapshot_quarantined"),
+                                                      ("cache", "cached_quarantined")) if row.get(key)]
+    return ", ".join(parts) or "-"
 
 
 def register(app: typer.Typer) -> None:

@@ -98,6 +98,18 @@ SourceOption = Annotated[Source | None, typer.Option("--source", "-s", case_sens
 ObjectiveHelp = "cost: cheapest expected total; time: earliest finish within budget."
 TableOrJsonOption = Annotated[TableOrJson, typer.Option("--format", "-f", case_sensitive=False)]
 SINCE_HELP = "ISO date/time or 7d, 12h, 30m back from now."
+
+
+def bounded(low: float, high: float) -> Callable[[float | None], float | None]:
+    """A typer callback for a float option: finite and within [low, high] (click's own range lets nan through)."""
+    import math
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise typer.BadParameter(f"must be a finite number from {low:g} to {high:g}, got {value}")
+        return value
+
+    return check
 TAG_HELP = "Only runs with this tag, key=value (repeatable)."
 
 __all__ = ["Objective", "Source"]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import Objective, ObjectiveHelp, SourceOption, console, guarded, say
+from arbitrage.cli.common import Objective, ObjectiveHelp, SourceOption, bounded, console, guarded, say
 from arbitrage.errors import NothingFeasible, OverBudget, PolicyFailed
 
 
@@ -29,10 +29,10 @@ def diff(
     fmt: Annotated[DiffFormat, typer.Option("--format", "-f", case_sensitive=False,
                                             help="markdown is a pull-request comment body.")] = DiffFormat.table,
     fail_above_usd: Annotated[float | None, typer.Option(
-        "--fail-above-usd", min=0.0, max=1e12,
+        "--fail-above-usd", callback=bounded(0.0, 1e12),
         help="Exit 6 when the expected total rises by more than this many USD.")] = None,
     fail_above_percent: Annotated[float | None, typer.Option(
-        "--fail-above-percent", min=0.0, max=1e6,
+        "--fail-above-percent", callback=bounded(0.0, 1e6),
         help="Exit 6 when the expected total rises by more than this percentage.")] = None,
     objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False,
                                                  help=ObjectiveHelp)] = Objective.cost,

@@ -18,12 +18,13 @@ from arbitrage.cli.common import (
     say,
 )
 from arbitrage.errors import SpecError
+from arbitrage.params import MAX_ROWS
 
 
 @guarded
 def plan(
     job: Annotated[str, typer.Argument(help="Job spec YAML (a SkyPilot task with an `arbitrage:` block).")],
-    top: Annotated[int, typer.Option("--top", "-t", min=0, help="Placements to show (0 = all).")] = 5,
+    top: Annotated[int, typer.Option("--top", "-t", min=0, max=MAX_ROWS, help="Placements to show (0 = all).")] = 5,
     fmt: TableOrJsonOption = TableOrJson.table,
     objective: Annotated[Objective, typer.Option("--objective", "-o", case_sensitive=False,
                                                  help=ObjectiveHelp)] = Objective.cost,
@@ -55,20 +56,27 @@ def _print_plan_table(result: Any, top: int, catalog: dict[str, Any]) -> None:
     spec = result.spec
     shown = result.placements[:top] if top else result.placements
     head = (f"{spec.name}: {' | '.join(map(str, spec.accelerators))} x {spec.num_nodes} node(s), "
-            f"{spec.work.gpu_hours:g} {spec.work.reference} GPU-hours, spot {spec.spot}, objective {result.objective}")
+            f"{spec.work.describe(spec.workload)}, spot {spec.spot}, objective {result.objective}")
     lines: list[str] = []
+    when, stale = result.now, result.stale_days
+    choices = result.choices[:top] if top else result.choices
     if shown:
-        console().print(render.plan_table(shown, result.deadline_hours,
+        console().print(render.plan_table(choices, result.deadline_hours,
                                           f"{head}\n{len(result.placements)} feasible of {result.candidates} "
-                                          f"candidates (USD; hours are expected wall time)"))
-        lines += ["Why #1:", *(f"  {line}" for line in render.explain(shown[0], result))]
+                                          f"candidates, {len(result.choices)} distinct choices (USD; hours are "
+                                          f"expected wall time; +N regions: same price elsewhere)", when, stale))
+        lines += ["Why #1:", *(f"  {line}" for line in render.explain(choices[0].best, result,
+                                                                         choices[0].also_in))]
     elif result.over_budget:
-        console().print(render.plan_table(result.over_budget[: top or None], result.deadline_hours,
-                                          f"{head}\nNOTHING within budget; cheapest over-budget placements:"))
+        console().print(render.plan_table(result.over_budget_choices[: top or None], result.deadline_hours,
+                                          f"{head}\nNOTHING within budget; cheapest over-budget placements:",
+                                          when, stale))
     else:
         lines += [head, f"No feasible placement among {result.candidates} candidates."]
     if result.rejections:
         lines += ["Rejected:", *render.rejection_lines(result)]
+    if result.capacity_note:
+        lines.append(f"Capacity: {result.capacity_note.removeprefix('capacity signals: ')}")
     lines.append(f"Prices: {render.provenance_line(catalog)}")
     typer.echo("\n".join(lines))
 

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import Objective, ObjectiveHelp, SourceOption, console, guarded, say
+from arbitrage.cli.common import Objective, ObjectiveHelp, SourceOption, bounded, console, guarded, say
+from arbitrage.params import MAX_GPUS_PER_NODE, MAX_ROWS
 
 
 class ReportFormat(str, Enum):
@@ -46,6 +47,7 @@ _FORMAT_HELP = "Format on stdout; must match --out's extension if both are given
 _OUT = Annotated[str | None, typer.Option("--out", "-o", help=_OUT_HELP.format(".html, .md, .csv, .json, .txt"))]
 _NOW = Annotated[str | None, typer.Option("--now", help="Report as of this ISO-8601 time (default: now).", hidden=True)]
 _FORMAT = Annotated[ReportFormat | None, typer.Option("--format", "-f", case_sensitive=False, help=_FORMAT_HELP)]
+_FINITE = bounded(-1e9, 1e9)  # breakeven's numbers: finite here; their physical ranges are checked by its validate
 
 
 def _plain(renderables: list[Any]) -> str:
@@ -80,21 +82,30 @@ def _emit(text: str | None, renderables: list[Any] | None, out: str | None) -> N
 def report_prices(
     gpu: Annotated[list[str], typer.Option("--gpu", "-g",
                                            help="GPU model(s), e.g. H100, A100-80GB (default: all).")] = [],  # noqa: B006
-    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="GPUs per instance.")] = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, max=MAX_GPUS_PER_NODE,
+                                              help="GPUs per instance.")] = None,
     provider: Annotated[list[str], typer.Option("--provider", "-p", help="Provider id or glob (repeatable).")] = [],  # noqa: B006
     region: Annotated[list[str], typer.Option("--region", "-r", help="Region glob, e.g. 'us-*' (repeatable).")] = [],  # noqa: B006
-    workload: Annotated[WorkloadChoice, typer.Option("--workload", "-w", case_sensitive=False,
-                                                     help="Throughput column used for the effective price.")]
-    = WorkloadChoice.training,
+    workload: Annotated[WorkloadChoice | None, typer.Option(
+        "--workload", "-w", case_sensitive=False,
+        help="Throughput column used for the effective price (default training; inference with --model-params-b).")]
+    = None,
     reference: Annotated[str, typer.Option("--reference", help="Effective prices are per hour of this GPU's work.")]
     = "H100",
+    params_b: Annotated[float | None, typer.Option(
+        "--model-params-b", callback=bounded(0.001, 100_000.0),
+        help="Also price a million tokens of a model of this many billion parameters per GPU "
+             "(arbitrage/units.py: inference tokens/s or training FLOPs x MFU).")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="Weight precision of that model: bf16 "
+                                                  "(default), fp8, int4, fp4.")] = None,
     out: _OUT = None,
     fmt: _FORMAT = None,
     source: SourceOption = None,
     now: _NOW = None,
 ) -> None:
     """Per GPU model: each provider's cheapest on-demand and spot offer, per GPU-hour and per instance, the
-    effective price per unit of work, spot discounts and the spread between market tiers."""
+    effective price per unit of work, spot discounts and the spread between market tiers; with --model-params-b,
+    USD per million tokens of that model per GPU."""
     from arbitrage.params import canonical_gpu, canonical_gpus, check_providers, parse_now
     from arbitrage.report.output import choose_format
     from arbitrage.report.progress import progress
@@ -103,15 +114,38 @@ def report_prices(
     facts = usecases.load_facts()
     ref = canonical_gpu(reference, facts, "--reference")
     gpus, providers = canonical_gpus(gpu, facts), check_providers(provider)
+    unit_model = _unit_model(params_b, precision, facts)
+    chosen_workload = workload.value if workload else ("inference" if unit_model else "training")
     moment = parse_now(now, usecases.utcnow())
     with progress("Fetching prices", total=3) as step:
         found = usecases.price_report(facts, gpus=gpus, count=count, providers=providers, regions=region,
-                                      reference=ref, workload=workload.value, source=source, say=say)
+                                      reference=ref, workload=chosen_workload, source=source, say=say,
+                                      now=moment, unit_model=unit_model)
         step(description=f"Rendering {chosen}")
         stamp, note = moment.isoformat(timespec="seconds"), usecases.source_counts(found.offers)
         text, renderables = _render_prices(found.report, chosen, stamp, note)
         step()
     _emit(text, renderables, out)
+
+
+def _unit_model(params_b: float | None, precision: str | None, facts: Any) -> Any:
+    """--model-params-b / --precision as an arbitrage.units.ModelSpec (None without a size); UsageError if bad."""
+    import math
+
+    from arbitrage.errors import UsageError
+    from arbitrage.units import ModelSpec
+
+    if params_b is None:
+        if precision is not None:
+            raise UsageError("--precision needs --model-params-b (the model's size in billions of parameters)")
+        return None
+    if not math.isfinite(params_b) or not 0 < params_b <= 100_000:
+        raise UsageError(f"--model-params-b: must be a number of billions of parameters in (0, 100000], got "
+                         f"{params_b:g}")
+    name = facts.units.canonical_precision(precision or "bf16")
+    if name is None:
+        raise UsageError(f"--precision: unknown precision {precision!r} (one of {', '.join(facts.units.precisions)})")
+    return ModelSpec(params_b, name)
 
 
 def _render_prices(report: Any, fmt: str, stamp: str, note: str) -> tuple[str | None, list[Any] | None]:
@@ -133,7 +167,7 @@ def _render_prices(report: Any, fmt: str, stamp: str, note: str) -> tuple[str | 
 @guarded
 def report_plan(
     job: Annotated[str, typer.Argument(help="Job spec YAML (a SkyPilot task with an `arbitrage:` block).")],
-    top: Annotated[int, typer.Option("--top", "-t", min=0, help="Placements to show (0 = all).")] = 5,
+    top: Annotated[int, typer.Option("--top", "-t", min=0, max=MAX_ROWS, help="Placements to show (0 = all).")] = 5,
     objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False,
                                                  help=ObjectiveHelp)] = Objective.cost,
     out: _OUT = None,
@@ -182,21 +216,24 @@ def _render_plan(report: Any, fmt: str, catalog_line: str) -> tuple[str | None, 
 @guarded
 def breakeven(
     gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU model to buy or rent, e.g. H100.")],
-    purchase_usd: Annotated[float | None, typer.Option("--purchase-usd", help="Purchase price per GPU, its share "
-                                                       "of the server included (default: ownership.toml).")] = None,
-    power_w: Annotated[float | None, typer.Option("--power-w", help="Watts per GPU while busy "
+    purchase_usd: Annotated[float | None, typer.Option("--purchase-usd", callback=_FINITE, help="Purchase price per "
+                                                       "GPU, its share of the server included (default: "
+                                                       "ownership.toml).")] = None,
+    power_w: Annotated[float | None, typer.Option("--power-w", callback=_FINITE, help="Watts per GPU while busy "
                                                   "(default: ownership.toml).")] = None,
-    usd_per_kwh: Annotated[float | None, typer.Option("--usd-per-kwh", help="Electricity price.")] = None,
-    pue: Annotated[float | None, typer.Option("--pue", help="Power usage effectiveness of the facility (>= 1).")]
-    = None,
-    hosting_usd_per_month: Annotated[float | None, typer.Option("--hosting-usd-per-month",
+    usd_per_kwh: Annotated[float | None, typer.Option("--usd-per-kwh", callback=_FINITE,
+                                                      help="Electricity price.")] = None,
+    pue: Annotated[float | None, typer.Option("--pue", callback=_FINITE,
+                                              help="Power usage effectiveness of the facility (>= 1).")] = None,
+    hosting_usd_per_month: Annotated[float | None, typer.Option("--hosting-usd-per-month", callback=_FINITE,
                                                                 help="Colocation/hosting per GPU-month.")] = None,
-    years: Annotated[float | None, typer.Option("--years", help="Comparison period (default 3).")] = None,
-    utilization: Annotated[float | None, typer.Option("--utilization", help="Share of hours the GPU is busy, "
-                                                      "0-1 (default: ownership.toml).")] = None,
+    years: Annotated[float | None, typer.Option("--years", callback=_FINITE,
+                                                help="Comparison period (default 3).")] = None,
+    utilization: Annotated[float | None, typer.Option("--utilization", callback=_FINITE, help="Share of hours the "
+                                                      "GPU is busy, 0-1 (default: ownership.toml).")] = None,
     rent: Annotated[RentOption, typer.Option("--rent", case_sensitive=False,
                                              help="Rental price compared against.")] = RentOption.on_demand,
-    rental_usd: Annotated[float | None, typer.Option("--rental-usd-per-gpu-hour",
+    rental_usd: Annotated[float | None, typer.Option("--rental-usd-per-gpu-hour", callback=_FINITE,
                                                      help="Use this rental price instead of the catalog's "
                                                           "cheapest.")] = None,
     provider: Annotated[list[str], typer.Option("--provider", "-p", help="Rent only from these providers "

@@ -20,9 +20,14 @@ from arbitrage.cli.common import (
     SourceOption,
     TableOrJson,
     TableOrJsonOption,
+    bounded,
     guarded,
     say,
 )
+from arbitrage.params import MAX_FAILOVERS, MAX_PENDING_MINUTES, MAX_RESTARTS, POLL_SECONDS
+
+_POLL = bounded(*POLL_SECONDS)
+_PENDING = bounded(0.0, MAX_PENDING_MINUTES)
 
 BACKEND_HELP = ("skypilot: launch on the planned cloud through SkyPilot; local: run under Ray on this machine "
                 "(or on the Ray cluster at --ray-address), accounted at the planned placement's price.")
@@ -48,14 +53,14 @@ def run(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Print the run id and return at once; a "
                                                                "background supervisor watches the run.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask (Ctrl-C tears down without asking).")] = False,
-    max_failovers: Annotated[int, typer.Option("--max-failovers", min=0,
+    max_failovers: Annotated[int, typer.Option("--max-failovers", min=0, max=MAX_FAILOVERS,
                                                help="Further placements to try when one has no capacity.")] = 3,
-    max_restarts: Annotated[int, typer.Option("--max-restarts", min=0,
+    max_restarts: Annotated[int, typer.Option("--max-restarts", min=0, max=MAX_RESTARTS,
                                               help="Preemption restarts before the run is failed.")] = 10,
-    pending_timeout: Annotated[float, typer.Option("--pending-timeout", min=0.0,
+    pending_timeout: Annotated[float, typer.Option("--pending-timeout", callback=_PENDING,
                                                    help="Minutes a launch may stay pending (no capacity) "
                                                         "before failing over.")] = 30.0,
-    poll_seconds: Annotated[float, typer.Option("--poll-seconds", min=0.05, hidden=True)] = 10.0,
+    poll_seconds: Annotated[float, typer.Option("--poll-seconds", callback=_POLL, hidden=True)] = 10.0,
     objective: Annotated[Objective, typer.Option("--objective", "-o", case_sensitive=False,
                                                  help="cost or time (as in `plan`).")] = Objective.cost,
     source: SourceOption = None,
@@ -79,7 +84,7 @@ def run(
     run_id = usecases.submit_run(prepared, backend.value, ledger)
     best = prepared.best
     if detach:
-        usecases.detach_run(ledger, run_id, backend.value, ray_address, options)
+        usecases.detach_run(ledger, run_id, backend.value, ray_address, options, spec_text=prepared.spec_text)
         if fmt is TableOrJson.json:
             typer.echo(json.dumps({"run_id": run_id, "state": "launching", "detached": True,
                                    "expected_total_usd": round(best.total_usd, 2), "currency": "USD"}))
@@ -107,16 +112,19 @@ def supervise(
     run_id: Annotated[str, typer.Argument()],
     backend: Annotated[BackendChoice, typer.Option("--backend")] = DEFAULT_BACKEND,
     ray_address: Annotated[str | None, typer.Option("--ray-address")] = None,
-    poll_seconds: Annotated[float, typer.Option("--poll-seconds")] = 10.0,
-    max_failovers: Annotated[int, typer.Option("--max-failovers")] = 3,
-    max_restarts: Annotated[int, typer.Option("--max-restarts")] = 10,
-    pending_timeout: Annotated[float, typer.Option("--pending-timeout")] = 30.0,
+    poll_seconds: Annotated[float, typer.Option("--poll-seconds", callback=_POLL)] = 10.0,
+    max_failovers: Annotated[int, typer.Option("--max-failovers", min=0, max=MAX_FAILOVERS)] = 3,
+    max_restarts: Annotated[int, typer.Option("--max-restarts", min=0, max=MAX_RESTARTS)] = 10,
+    pending_timeout: Annotated[float, typer.Option("--pending-timeout", callback=_PENDING)] = 30.0,
+    spec_stdin: Annotated[bool, typer.Option("--spec-stdin", help="Read the job file (with its secrets) from "
+                                                                  "standard input.")] = False,
 ) -> None:
-    """Watch a detached run (started by `gpuarb run --detach`)."""
+    """Watch a detached run (started by `gpuarb run --detach`); refuses a run that has ended."""
     options = usecases.run_options(poll_seconds=poll_seconds, max_failovers=max_failovers,
                                    max_restarts=max_restarts, pending_timeout=pending_timeout)
+    spec_text = sys.stdin.buffer.read(1 << 20).decode("utf-8", "replace") if spec_stdin else None
     state = usecases.resume_supervision(run_id, usecases.load_facts(), backend=backend.value,
-                                        ray_address=ray_address, options=options, say=say)
+                                        ray_address=ray_address, options=options, say=say, spec_text=spec_text)
     outcome = usecases.run_outcome_error(state)
     if outcome is not None:
         raise outcome

@@ -9,20 +9,23 @@ from typing import Annotated, Any
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import TAG_HELP, BackendChoice, TableOrJson, TableOrJsonOption, guarded, say
+from arbitrage.cli.common import TAG_HELP, BackendChoice, TableOrJson, TableOrJsonOption, bounded, guarded, say
 from arbitrage.errors import Cancelled
+from arbitrage.params import MAX_IDLE_MINUTES, MAX_ROWS
 
 
 @guarded
 def status(
     run_id: Annotated[str | None, typer.Argument(help="A run id (or unique prefix); default: recent runs.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Runs to list.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_ROWS, help="Runs to list.")] = 20,
     fmt: TableOrJsonOption = TableOrJson.table,
 ) -> None:
     """Show recent runs, or one run's placements, attempts and events, with spend so far."""
     ledger = usecases.open_ledger()
     if run_id is None:
         summaries = usecases.recent_runs(ledger, limit=limit)
+        for line in usecases.ledger_warnings(ledger):
+            say(line)
         if fmt is TableOrJson.json:
             typer.echo(json.dumps(summaries, indent=2))
         elif not summaries:
@@ -31,6 +34,8 @@ def status(
             _table(summaries, ["run_id", "name", "state", "placement", "spent_usd", "expected_total_usd"])
         return
     summary = usecases.run_summary(ledger, ledger.run(run_id), detail=True)
+    for line in usecases.ledger_warnings(ledger):
+        say(line)
     if fmt is TableOrJson.json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -93,14 +98,17 @@ def down(
 def history(
     tag: Annotated[list[str], typer.Option("--tag", help=TAG_HELP)] = [],  # noqa: B006
     since: Annotated[str | None, typer.Option("--since", help="ISO date/time or 7d, 12h, 30m.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 100,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_ROWS)] = 100,
     fmt: TableOrJsonOption = TableOrJson.table,
 ) -> None:
     """Past runs with expected vs actual cost (USD), newest first, filtered by tag and time."""
     from arbitrage.params import parse_since, parse_tags
 
-    summaries = usecases.recent_runs(usecases.open_ledger(), since=parse_since(since, usecases.utcnow()),
-                                     tags=parse_tags(tag), limit=limit)
+    ledger = usecases.open_ledger()
+    summaries = usecases.recent_runs(ledger, since=parse_since(since, usecases.utcnow()), tags=parse_tags(tag),
+                                     limit=limit)
+    for line in usecases.ledger_warnings(ledger):
+        say(line)
     if fmt is TableOrJson.json:
         typer.echo(json.dumps(summaries, indent=2))
         return
@@ -116,7 +124,7 @@ def history(
 
 @guarded
 def reap(
-    idle_minutes: Annotated[float, typer.Option("--idle-minutes", min=0,
+    idle_minutes: Annotated[float, typer.Option("--idle-minutes", callback=bounded(0.0, MAX_IDLE_MINUTES),
                                                 help="Tear down clusters idle longer than this.")] = 60,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List zombies; tear nothing down.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import SINCE_HELP, TAG_HELP, DataFormat, console, guarded, say
+from arbitrage.cli.common import SINCE_HELP, TAG_HELP, DataFormat, bounded, console, guarded, say
 from arbitrage.errors import UsageError
 
 
@@ -29,13 +29,19 @@ def spend(
     since: Annotated[str | None, typer.Option("--since", help="Only runs created since then: " + SINCE_HELP)] = None,
     tag: Annotated[list[str], typer.Option("--tag", help=TAG_HELP)] = [],  # noqa: B006
     fmt: Annotated[DataFormat, typer.Option("--format", "-f", case_sensitive=False)] = DataFormat.table,
+    rise: Annotated[float, typer.Option("--flag-rise-percent", callback=bounded(0.0, 1e6),
+                                        help="Flag a model version whose USD per million tokens rose more than "
+                                             "this against the previous version.")]
+    = 10.0,
 ) -> None:
-    """Showback/chargeback from the run ledger: actual vs expected USD, GPU-hours, USD per run and per GPU-hour."""
+    """Showback/chargeback from the run ledger: actual vs expected USD, GPU-hours, USD per run, per GPU-hour and
+    per million tokens (runs that reported tokens through GPUARB_METRICS), by model version."""
     from arbitrage.params import parse_since, parse_tags
     from arbitrage.report import spend as S
 
     now = usecases.utcnow()
-    found = usecases.spend(by, since=parse_since(since, now), tags=parse_tags(tag), now=now)
+    found = usecases.spend(by, since=parse_since(since, now), tags=parse_tags(tag), now=now, say=say,
+                           rise_percent=rise)
     if not found.runs and fmt in (DataFormat.table, DataFormat.markdown):
         filtered = bool(since or tag) and not found.ledger_empty
         typer.echo("no runs match these filters" if filtered
@@ -51,6 +57,8 @@ def spend(
     else:
         shown = console()
         shown.print(S.spend_table(found.report))
+        if found.report.unit_costs:
+            shown.print(S.unit_cost_table(found.report))
         for line in S.notes(found.report, where):
             shown.print(line, highlight=False, markup=False)
 

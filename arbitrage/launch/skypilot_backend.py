@@ -415,6 +415,22 @@ class SkyPilotBackend:
             what = f"`sky jobs cancel {job_id}`" if handle.managed else f"`sky down {name}`"
             raise GpuarbError(f"skypilot: teardown of {name} failed, run {what}: {one_line(exc)}") from exc
 
+    def not_running(self) -> str | None:
+        """Why listing would start SkyPilot's local API server (about 35 s, left running): it is not up now.
+
+        A remote (team) API server is asked as usual (None); ``check`` reports one that is unhealthy.
+        """
+        self._sky()
+        from sky.server import common as server_common
+
+        url = server_common.get_server_url()
+        if not server_common.is_api_server_local(url):
+            return None
+        if server_common.get_api_server_status(url).status == server_common.ApiServerStatus.HEALTHY:
+            return None
+        return (f"SkyPilot's local API server ({url}) is not running; `sky api start`, or `gpuarb reap --backend "
+                "skypilot`, to look at SkyPilot's clusters")
+
     def clusters(self) -> list[ClusterInfo]:
         """gpuarb's clusters and unfinished managed jobs, with launch time and idle minutes where known."""
         sky = self._sky()

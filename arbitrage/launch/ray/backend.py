@@ -39,7 +39,7 @@ from arbitrage.launch.ray.jobs import job_metadata, submission, submission_id
 from arbitrage.launch.ray.logs import follow_logs
 from arbitrage.launch.ray.state import StateStore, handle_detail, latest_job, parse_time
 from arbitrage.launch.ray.status import classify
-from arbitrage.paths import ray_state_dir
+from arbitrage.paths import private_dir, ray_state_dir, write_private
 
 if TYPE_CHECKING:
     from arbitrage.costmodel import CostBreakdown, Placement
@@ -217,6 +217,10 @@ class RayBackend:
         """Clusters with a state file: heads gpuarb started (UP, INIT, DOWN), attached ones (ATTACHED, UNREACHABLE)."""
         return [self._cluster_info(state) for state in self.states.live()]
 
+    def not_running(self) -> str | None:
+        """Never: the clusters are read from the state files here, and nothing is started to list them."""
+        return None
+
     # -- attached clusters -----------------------------------------------------------------------------
 
     def _attach(self, name: str) -> dict[str, Any]:
@@ -230,7 +234,7 @@ class RayBackend:
         self._clients[url] = client
         state = {"name": name, "mode": "address", "address": self.address, "dashboard_url": url,
                  "started_at": self.clock().isoformat(), "jobs": {}}
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir, own=True)
         self.states.write(name, state)
         return state
 
@@ -296,10 +300,10 @@ class RayBackend:
     def _save_logs(self, state: Mapping[str, Any]) -> None:
         """Copy each job's output into the state dir, so `gpuarb logs` works after teardown."""
         client = self._client(state["dashboard_url"])
-        (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir / "logs", own=True)
         for sid in state.get("jobs", {}):
             with contextlib.suppress(Exception):
-                self.states.saved_log(sid).write_text(client.get_job_logs(sid))
+                write_private(self.states.saved_log(sid), client.get_job_logs(sid))
 
     def _client(self, address: str) -> Any:
         """A JobSubmissionClient per address, connected on first use."""

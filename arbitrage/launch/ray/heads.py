@@ -4,6 +4,12 @@ Each cluster name gets its own head, started by ``ray start --head --block`` in 
 ``--temp-dir`` and free ports, so it never collides with other Ray instances. Stopping a head stops that head and
 nothing else (no ``ray stop``), then checks that none of its processes is left. psutil comes from the environment
 or from Ray's bundled copy; both are imported only when a head is touched.
+
+A head dies with the gpuarb process that started it: the leader gets SIGTERM from the kernel when its parent dies
+(Linux ``PR_SET_PDEATHSIG``, set in ``die_with_parent``), and ``ray start --block`` then stops its own processes
+(Ray's own fate sharing). Whatever survives (a job driver in a session of its own) carries the head's marker,
+and `gpuarb reap` finds the head by its state file and stops it. The temp dir (Ray's sockets, session logs and
+runtime-env logs, which hold the job's environment) is 0700, and so are the state folders.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 from arbitrage.launch.backend import LaunchError
 from arbitrage.launch.ray.client import api_answers, wait_api
 from arbitrage.launch.ray.state import StateStore
+from arbitrage.paths import open_private, private_dir
 
 # Every process of a head gpuarb started carries this variable (value: the head's temp dir), so teardown can find
 # the head's processes, including job processes that Ray moved into sessions of their own.
@@ -54,8 +61,8 @@ class LocalHeads:
     def start(self, name: str) -> dict[str, Any]:
         """``ray start --head --block`` in its own session, temp dir and ports; wait until the Jobs API answers."""
         state_dir = self.states.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-        (state_dir / "logs").mkdir(exist_ok=True)
+        private_dir(state_dir, own=True)
+        private_dir(state_dir / "logs", own=True)
         last_error = ""
         for _ in range(2):  # a port taken between choosing and binding: try once more with new ports
             temp_dir = new_temp_dir(state_dir)
@@ -74,9 +81,10 @@ class LocalHeads:
             env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
             head_log = state_dir / "logs" / f"{name}.head.log"
             started = time.monotonic()
-            with open(head_log, "ab") as log:
+            with open_private(head_log, "ab") as log:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        env=env, cwd=temp_dir, start_new_session=True)
+                                        env=env, cwd=temp_dir, start_new_session=True,
+                                        preexec_fn=die_with_parent(os.getpid()))
             self._procs[name] = proc
             state = {"name": name, "mode": "head", "dashboard_url": url, "address": None,
                      "temp_dir": str(temp_dir), "marker": str(temp_dir), "leader_pid": proc.pid,
@@ -137,14 +145,37 @@ class LocalHeads:
 
 
 def new_temp_dir(state_dir: Path) -> Path:
-    """A fresh, short Ray temp dir under the state dir, or under the system temp dir when that path is too long."""
+    """A fresh, short Ray temp dir (0700: mkdtemp) under the state dir, or under the system temp dir when that path
+    is too long."""
     import tempfile
 
     base = state_dir / "t"
     if len(str(base.resolve())) + 9 <= _MAX_TEMP_DIR_CHARS:
-        base.mkdir(parents=True, exist_ok=True)
+        private_dir(base, own=True)
         return Path(tempfile.mkdtemp(prefix="", dir=base))
     return Path(tempfile.mkdtemp(prefix="gpuarb-ray-"))
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> Any:
+    """A ``preexec_fn`` that makes the child get SIGTERM when its parent dies (Linux; elsewhere it does nothing),
+    and exit at once if the parent is already gone by then."""
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    libc = ctypes.CDLL(libc_name, use_errno=True) if libc_name else None  # loaded before fork: async-signal-safe
+
+    def preexec() -> None:
+        if libc is None:
+            return
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died between fork and prctl
+            os._exit(1)
+
+    return preexec
 
 
 def psutil_module() -> Any:

@@ -7,7 +7,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from arbitrage.launch.backend import ENV_CHECKPOINT_DIR, LaunchError, LaunchRequest, gpuarb_envs
+from arbitrage.launch.backend import (
+    ENV_CHECKPOINT_DIR,
+    ENV_METRICS,
+    METRICS_FILE,
+    LaunchError,
+    LaunchRequest,
+    gpuarb_envs,
+)
 
 
 def spec_dir(spec_path: str) -> Path:
@@ -59,6 +66,7 @@ def job_env(req: LaunchRequest) -> dict[str, str]:
         mount = Path(req.checkpoint.mount_path).expanduser()
         if not mount.is_absolute():
             env[ENV_CHECKPOINT_DIR] = str(spec_dir(req.spec.path) / mount)
+            env[ENV_METRICS] = str(spec_dir(req.spec.path) / mount / METRICS_FILE)
     env.update({str(k): str(v) for k, v in req.envs.items()})
     return env
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from arbitrage.launch.backend import CLUSTER_PREFIX
+from arbitrage.paths import open_private, private_dir, write_private
 
 
 class StateStore:
@@ -69,8 +69,7 @@ class StateStore:
     def archive(self, name: str, state: dict[str, Any]) -> None:
         """Move a torn-down cluster's state to ``done/``, stamped with when."""
         state["torn_down_at"] = self.clock().isoformat()
-        done = self.state_dir / "done"
-        done.mkdir(parents=True, exist_ok=True)
+        done = private_dir(self.state_dir / "done", own=True)
         with self.lock(name):
             write_json(done / f"{name}.json", state)
             self.path(name).unlink(missing_ok=True)
@@ -86,8 +85,8 @@ class StateStore:
         """An exclusive lock on one cluster's state, across processes."""
         import fcntl
 
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.state_dir / f".{name}.lock", "a") as fh:
+        private_dir(self.state_dir, own=True)
+        with open_private(self.state_dir / f".{name}.lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -122,17 +121,25 @@ def parse_time(text: Any) -> datetime | None:
         return None
 
 
+_MAX_STATE_BYTES = 16 << 20
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from ``path``; None when missing, unreadable or not an object."""
+    """A JSON object from ``path``; None when missing, unreadable, over 16 MiB, not a regular file or not an
+    object (a state file is untrusted: it never crashes the backend)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        if not path.is_file():
+            return None
+        with open(path, "rb") as fh:
+            raw = fh.read(_MAX_STATE_BYTES + 1)
+        if len(raw) > _MAX_STATE_BYTES:
+            return None
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Replace ``path`` atomically (temp file + os.replace)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    """Replace ``path`` atomically (temp file + os.replace), the file 0600."""
+    write_private(path, json.dumps(data, indent=2, sort_keys=True))
