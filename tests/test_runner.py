@@ -18,6 +18,7 @@ from arbitrage.launch.backend import JobState, JobStatus, gpuarb_envs
 from arbitrage.launch.fake import FakeBackend
 from arbitrage.launch.runner import Runner, RunOptions, checkpoint_plan, placement_row
 from arbitrage.runstate import EventKind, RunState
+from arbitrage.spotrisk import SpotRate
 
 
 class FakeClock:
@@ -222,7 +223,9 @@ def _spot_then_on_demand(tmp_path, facts, backend, deadline_hours: float):
     from arbitrage.jobspec import Deadline
 
     spec = make_spec(spot="auto", deadline=Deadline(hours=deadline_hours), checkpoint=Checkpoint("s3://b/ck", 30.0))
-    costs = [estimate(spec, Placement(make_offer(instance_type="a"), 1, spot=True), facts),
+    # The runner's decision is under test, not the rate: a quiet spot market (0.04/h), stated explicitly.
+    quiet = SpotRate(0.04, 0.2, "test", "a quiet spot market for the runner test", 0.04)
+    costs = [estimate(spec, Placement(make_offer(instance_type="a"), 1, spot=True), facts, quiet),
              estimate(spec, Placement(make_offer(instance_type="b"), 1, spot=False), facts)]
     ledger = L.Ledger.open(tmp_path / "ledger.sqlite3")
     run_id = ledger.create_run(name="t", spec_path="job.yaml", spec_text="", backend=backend.name, now=NOW,
