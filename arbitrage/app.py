@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from arbitrage.planner import Plan
     from arbitrage.report.focus import DataHome
     from arbitrage.report.spend import RunLedger
+    from providers.quality import Quarantined
 
 Say = Callable[[str], None]
 
@@ -78,13 +79,26 @@ def load_offers(facts: Facts, source: Source | None = None, providers: Sequence[
                 now: datetime | None = None) -> list[Offer]:
     """Offers from the chosen source, asking only allowed, not denied providers (globs).
 
-    Fallbacks are said as ``warning: ...`` (always) or ``info: ...`` (unless the source is auto).
+    Fallbacks are said as ``warning: ...`` (always) or ``info: ...`` (unless the source is auto). Live and cached
+    offers have passed the price quality gate; the bundled snapshot passed it when it was built.
     """
+    return gather_offers(facts, source, providers, deny, say=say, env=env, now=now)[0]
+
+
+def gather_offers(facts: Facts, source: Source | None = None, providers: Sequence[str] = (),
+                  deny: Sequence[str] = (), *, say: Say = _quiet, env: Mapping[str, str] | None = None,
+                  now: datetime | None = None, quarantined: bool = False) -> tuple[list[Offer], list[Quarantined]]:
+    """`load_offers`, plus (with ``quarantined``) every price the quality gate set aside from the same sources:
+    from live and cached answers now, from the bundled snapshot when it was built."""
     environ = dict(os.environ) if env is None else dict(env)
     snapshot = load_snapshot(facts)
     mode = source_or_default(source, environ)
     if mode is Source.snapshot:
-        return snapshot
+        aside = _snapshot_quarantine(facts) if quarantined else []
+        if providers or deny:
+            aside = [q for q in aside if (not providers or matches_any(q.offer.provider, providers))
+                     and not matches_any(q.offer.provider, deny)]
+        return snapshot, aside
     from providers.base import FetchContext
     from providers.fetch import collect_offers
     from providers.registry import adapter_ids
@@ -95,10 +109,22 @@ def load_offers(facts: Facts, source: Source | None = None, providers: Sequence[
         names = [n for n in known if (not providers or matches_any(n, providers)) and not matches_any(n, deny)]
     ctx = FetchContext(facts=facts, now=now or utcnow(), env=environ)
     offers, statuses = collect_offers(snapshot, mode.value, ctx, names)
+    aside: list[Quarantined] = []
+    from_snapshot = {s.provider for s in statuses if s.used == "snapshot"}
     for status in statuses:
         if status.level != "ok" and (status.level == "warning" or mode is not Source.auto):
             say(f"{status.level}: {status.message}")
-    return offers
+        aside += status.quarantined
+    if quarantined and from_snapshot:
+        aside += [q for q in _snapshot_quarantine(facts) if q.offer.provider in from_snapshot]
+    return offers, aside
+
+
+def _snapshot_quarantine(facts: Facts) -> list[Quarantined]:
+    """The prices the gate set aside when the bundled snapshot was built."""
+    from providers.quality import load_quarantine
+
+    return load_quarantine(facts)
 
 
 def catalog_provenance(offers: Sequence[Offer]) -> dict[str, Any]:
@@ -128,21 +154,36 @@ def source_counts(offers: Sequence[Offer]) -> str:
 
 @dataclass(frozen=True)
 class PriceList:
-    """Offers matching a price query, cheapest first (``spot`` chooses which price sorts)."""
+    """Offers matching a price query, cheapest first (``spot`` chooses which price sorts), the time their ages are
+    counted to, the age past which a price is stale, and (when asked) the set-aside prices matching the query."""
 
     offers: list[Offer]
     spot: bool | None
+    now: datetime | None = None
+    stale_days: float = 90.0
+    quarantined: list[Quarantined] | None = None
 
 
 def find_prices(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = None, spot: bool | None = None,
                 providers: Sequence[str] = (), regions: Sequence[str] = (), source: Source | None = None,
-                say: Say = _quiet) -> PriceList:
-    """`gpuarb prices`: matching offers, cheapest per GPU-hour first. Names must already be canonical."""
+                say: Say = _quiet, now: datetime | None = None, quarantined: bool = False) -> PriceList:
+    """`gpuarb prices`: matching offers, cheapest per GPU-hour first. Names must already be canonical.
+
+    With ``quarantined``, also the prices the quality gate set aside from the same sources that match the query
+    (``spot`` then picks the set-aside option: spot, on-demand, or both when None).
+    """
     from arbitrage.catalog import OfferQuery, filter_offers, sort_by_price
 
     query = OfferQuery(gpus=tuple(gpus), count=count, spot=spot, providers=tuple(providers), regions=tuple(regions))
-    offers = load_offers(facts, source, query.providers, say=say)
-    return PriceList(sort_by_price(filter_offers(offers, query), spot), spot)
+    moment = now or utcnow()
+    offers, aside = gather_offers(facts, source, query.providers, say=say, now=moment, quarantined=quarantined)
+    matching_aside = None
+    if quarantined:
+        loose = OfferQuery(gpus=query.gpus, count=count, providers=query.providers, regions=query.regions)
+        keep = {id(o) for o in filter_offers([q.offer for q in aside], loose, facts)}
+        matching_aside = [q for q in aside if id(q.offer) in keep and (spot is None or (q.option == "spot") == spot)]
+    return PriceList(sort_by_price(filter_offers(offers, query, facts), spot), spot, moment,
+                     facts.assumptions.stale_price_days, matching_aside)
 
 
 @dataclass(frozen=True)
@@ -158,6 +199,7 @@ def provider_sources(facts: Facts, *, refresh: bool = False, say: Say = _quiet,
     """Each provider's adapter, credentials found, last refresh, cached and snapshot counts, last failure."""
     from providers import cache
     from providers.base import FetchContext
+    from providers.quality import gate, load_rules
     from providers.registry import cards, get_adapter
 
     environ = dict(os.environ) if env is None else dict(env)
@@ -170,10 +212,16 @@ def provider_sources(facts: Facts, *, refresh: bool = False, say: Say = _quiet,
             if status.message:
                 say(f"{status.level}: {status.message}")
     directory = paths.cache_dir(ctx.env)
+    rules = load_rules(facts)
+    snapshot_aside: dict[str, int] = {}
+    for q in _snapshot_quarantine(facts):
+        snapshot_aside[q.offer.provider] = snapshot_aside.get(q.offer.provider, 0) + 1
     rows = []
     for card in sorted(cards(), key=lambda c: c.id):
         name = card.id
-        entry = cache.read(directory, name)
+        entry, problem = cache.inspect(directory, name)
+        if problem:
+            say(f"warning: {name}: {problem}")
         row: dict[str, Any] = {
             "provider": name, "tier": card.tier,
             "adapter": card.adapter_module is not None, "credentials": None, "credentials_hint": None,
@@ -181,6 +229,9 @@ def provider_sources(facts: Facts, *, refresh: bool = False, say: Say = _quiet,
             "cached_offers": len(entry.offers) if entry else 0,
             "snapshot_offers": sum(1 for o in snapshot if o.provider == name),
             "last_failure": entry.failure if entry and entry.failed_at else None,
+            # Prices the quality gate set aside: from the bundled snapshot (at build) and from the cached answer.
+            "snapshot_quarantined": snapshot_aside.get(name, 0),
+            "cached_quarantined": len(gate(entry.offers, rules).quarantined) if entry and entry.offers else 0,
         }
         if card.adapter_module is not None:
             try:
@@ -199,11 +250,11 @@ def provider_sources(facts: Facts, *, refresh: bool = False, say: Say = _quiet,
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def read_spec(path: str, facts: Facts) -> JobSpec:
-    """A job spec file, validated (SpecError names file, line and field)."""
+def read_spec(path: str, facts: Facts, now: datetime | None = None) -> JobSpec:
+    """A job spec file, validated as of ``now`` (default: the clock): SpecError names file, line and field."""
     from arbitrage.specfile import read_jobspec
 
-    return read_jobspec(path, facts)
+    return read_jobspec(path, facts, now or utcnow())
 
 
 def spec_schema() -> dict[str, Any]:
@@ -225,21 +276,182 @@ class PlanOutcome:
 
 
 def plan_offers(spec: JobSpec, offers: Sequence[Offer], facts: Facts, now: datetime,
-                objective: Objective = Objective.cost) -> Plan:
-    """Plan a job over given offers (bench/ and tests build their own catalogs)."""
+                objective: Objective = Objective.cost, *, risk: RiskInputs | None = None) -> Plan:
+    """Plan a job over given offers (bench/ and tests build their own catalogs); ``risk`` from `risk_inputs`
+    (default: spot rates from the fact tables alone, no capacity signals)."""
     from arbitrage.planner import plan as make_plan
 
-    return make_plan(spec, list(offers), facts, now, objective.value)
+    return make_plan(spec, list(offers), facts, now, objective.value, risk=risk.book if risk else None,
+                     capacity=risk.capacity if risk else None)
 
 
 def plan_job(path: str, facts: Facts, *, source: Source | None = None, objective: Objective = Objective.cost,
              now: datetime | None = None, say: Say = _quiet) -> PlanOutcome:
     """`gpuarb plan`: the ranked placements for a job spec file (no exit on infeasible: see `plan_verdict`)."""
-    spec = read_spec(path, facts)
     moment = now or utcnow()
+    spec = read_spec(path, facts, moment)
     offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
-    return PlanOutcome(spec, offers, plan_offers(spec, offers, facts, moment, objective),
+    risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment)
+    return PlanOutcome(spec, offers, plan_offers(spec, offers, facts, moment, objective, risk=risk),
                        catalog_provenance(offers), moment)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Spot risk and capacity
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RiskInputs:
+    """What the planner weighs spot and capacity with: rates (Advisor table, ledger history) and capacity signals.
+
+    ``advisor`` says which Spot Instance Advisor table was used (live / cache / snapshot), ``ledger`` the run ledger
+    the history was read from (None: none exists yet).
+    """
+
+    book: Any  # arbitrage.spotrisk.RiskBook
+    capacity: Any  # arbitrage.capacity.CapacityBook
+    advisor: str
+    ledger: Path | None
+
+
+def ledger_history(now: datetime) -> tuple[dict[Any, Any], Path | None]:
+    """Observed spot preemptions and instance-hours per (provider, family, region), read through the ledger's
+    public queries; empty when no ledger exists (planning never creates one)."""
+    path = paths.ledger_file()
+    if not path.is_file():
+        return {}, None
+    from arbitrage.spotrisk import observations
+
+    ledger = open_ledger()
+    try:
+        runs = [(ledger.placements(r.id), ledger.attempts(r.id)) for r in ledger.runs()]
+    finally:
+        ledger.close()
+    return observations(runs, now), path
+
+
+def risk_inputs(facts: Facts, offers: Sequence[Offer], *, spec: JobSpec | None = None, source: Source | None = None,
+                say: Say = _quiet, env: Mapping[str, str] | None = None, now: datetime | None = None,
+                history: bool = True) -> RiskInputs:
+    """Spot rates and capacity signals for planning ``spec`` over ``offers`` (or for `gpuarb risk` without one).
+
+    The Advisor table follows ``source`` like prices do (snapshot: the bundled copy; auto: a fresh cache, else
+    the live feed, else a stale cache, else the bundled copy). Capacity signals come from the offers themselves
+    (live Lambda/RunPod offers, marketplace counts) and, for a spec with AWS spot candidates and AWS credentials
+    outside snapshot/cache mode, from AWS spot placement scores. Notices go to ``say``.
+    """
+    from arbitrage.capacity import CapacityBook, offer_signals
+    from arbitrage.spotrisk import RiskBook
+    from providers.registry import cards
+
+    environ = dict(os.environ) if env is None else dict(env)
+    moment = now or utcnow()
+    mode = source_or_default(source, environ)
+    advisor = None
+    used = "snapshot"
+    ctx = None
+    if mode is not Source.snapshot:
+        from providers.base import FetchContext
+
+        ctx = FetchContext(facts=facts, now=moment, env=environ)
+    wants_advisor = (spec is None or spec.spot != "never") and any(
+        o.provider == "aws" and o.spot_usd_per_hour is not None for o in offers)
+    if ctx is not None and wants_advisor:  # the Advisor rates AWS spot only: no fetch for a plan without it
+        from providers.spot_advisor import load_advisor
+
+        advisor, status = load_advisor(mode.value, ctx)
+        used = status.used
+        if status.message and (status.level == "warning" or mode is not Source.auto):
+            say(f"{status.level}: {status.message}")
+    observed, ledger_path = ledger_history(moment) if history else ({}, None)
+    in_stock = {c.id: c.live_offers_in_stock for c in cards() if c.live_offers_in_stock}
+    signals = offer_signals(offers, in_stock)
+    asked = sorted({f"{s.provider} {'listed machines' if s.listed is not None else 'live stock'}" for s in signals})
+    unavailable: list[str] = []
+    if spec is not None and mode in (Source.auto, Source.live) and ctx is not None:
+        wanted = _aws_spot_candidates(spec, offers, facts)
+        if wanted:
+            from providers.aws_capacity import placement_scores
+
+            scores, problem = placement_scores(ctx, wanted)
+            signals += scores
+            if "no AWS credentials" not in problem:
+                asked.append("AWS spot placement scores")
+            if problem:
+                unavailable.append(problem)
+                if "no AWS credentials" not in problem:
+                    say(f"warning: {problem}")
+    elif spec is not None:
+        unavailable.append(f"--source {mode.value} asks no provider for capacity now")
+    book = RiskBook(facts, advisor=advisor, observed=observed)
+    return RiskInputs(book, CapacityBook(signals, tuple(asked), tuple(unavailable)), used, ledger_path)
+
+
+@dataclass(frozen=True)
+class RiskTable:
+    """`gpuarb risk`: one row per spot-priced (provider, instance type, region, zone kind) and where each rate came
+    from; ``advisor`` is the Spot Instance Advisor table used, ``ledger`` the ledger the history came from."""
+
+    rows: list[dict[str, Any]]
+    advisor: dict[str, Any]
+    ledger: Path | None
+    observed_hours: float
+    now: datetime
+
+
+def risk_table(facts: Facts, *, providers: Sequence[str] = (), gpus: Sequence[str] = (), source: Source | None = None,
+               say: Say = _quiet, now: datetime | None = None) -> RiskTable:
+    """Every spot offer's preemption rate per instance-hour, its prior, the observed history behind it, its restart
+    time and its source, one row per provider / instance type / region / zone kind (GPU names canonical)."""
+    from arbitrage.spotrisk import family_of
+    from providers.registry import find
+
+    moment = now or utcnow()
+    offers = [o for o in load_offers(facts, source, providers, say=say, now=moment)
+              if o.spot_usd_per_hour is not None and (not providers or matches_any(o.provider, providers))
+              and (not gpus or any(o.provides(g) for g in gpus))]
+    risk = risk_inputs(facts, offers, source=source, say=say, now=moment)
+    book = risk.book
+    rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for o in sorted(offers, key=lambda o: (o.provider, o.instance_type, o.region, o.zone or "")):
+        kind = book.zone_kind(o)
+        key = (o.provider, o.instance_type, o.region, kind)
+        if key in rows:
+            rows[key]["offers"] += 1
+            continue
+        rate = book.rate(o)
+        card = find(o.provider)
+        rows[key] = {
+            "provider": o.provider, "instance_type": o.instance_type, "family": family_of(o.provider, o.instance_type),
+            "region": o.region, "zone_kind": kind, "zone": o.zone if kind != "region" else None,
+            "accelerator": o.accelerator, "gpus_per_node": o.gpus_per_node,
+            "spot_kind": card.spot if card else None,
+            "preemptions_per_hour": round(rate.preemptions_per_hour, 5),
+            "prior_preemptions_per_hour": round(rate.prior_per_hour, 5),
+            "observed_preemptions": rate.observed_preemptions, "observed_instance_hours": round(rate.observed_hours, 2),
+            "restart_minutes": round(rate.restart_hours * 60, 1), "evidence": rate.evidence, "label": rate.label,
+            "source": rate.source, "offers": 1,
+        }
+    table = book.advisor_table
+    observed = sum(o.instance_hours for o in book.observed.values())
+    return RiskTable(list(rows.values()), {"used": risk.advisor, "source": table.source, "as_of": table.as_of,
+                                           "ref": table.ref, "entries": len(table.bands)},
+                     risk.ledger, observed, moment)
+
+
+def _aws_spot_candidates(spec: JobSpec, offers: Sequence[Offer],
+                         facts: Facts) -> list[tuple[str, tuple[str, ...], int]]:
+    """(instance type, regions, nodes) of the spec's AWS spot candidates, for spot placement scores."""
+    from collections import Counter
+
+    from arbitrage.planner import candidates
+
+    regions: dict[str, set[str]] = {}
+    for p in candidates(spec, offers, Counter(), facts):
+        if p.spot and p.offer.provider == "aws":
+            regions.setdefault(p.offer.instance_type, set()).add(p.offer.region)
+    return [(t, tuple(sorted(r)), spec.num_nodes) for t, r in sorted(regions.items())]
 
 
 def plan_verdict(result: Plan, *, over_budget: str, infeasible: str) -> GpuarbError | None:
@@ -288,7 +500,8 @@ def plan_record_of(ref: str, facts: Facts, *, source: Source | None = None, obje
 
         spec = parse_jobspec_text(_git_show(rev, rel), facts, ref)
         offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
-        outcome = PlanOutcome(spec, offers, plan_offers(spec, offers, facts, moment, objective),
+        risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment)
+        outcome = PlanOutcome(spec, offers, plan_offers(spec, offers, facts, moment, objective, risk=risk),
                               catalog_provenance(offers), moment)
     return plan_record(outcome.plan, 5, outcome.now, outcome.catalog)
 
@@ -394,13 +607,15 @@ def prepare_run(job: str, facts: Facts, *, backend: str, ray_address: str | None
                 check_backend: bool = True, say: Say = _quiet) -> PreparedRun:
     """Plan a job and choose the placements the backend will try (failover list plus the spot fallback)."""
     from arbitrage.launch.runner import launchable
+    from arbitrage.specfile import parse_jobspec_text, read_spec_text
 
     path = str(Path(job).resolve())
-    spec = read_spec(job, facts)
-    spec_text = Path(job).read_text(encoding="utf-8")
     moment = utcnow()
+    spec_text = read_spec_text(job)
+    spec = parse_jobspec_text(spec_text, facts, where=job, now=moment)
     offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
-    result = plan_offers(spec, offers, facts, moment, objective)
+    result = plan_offers(spec, offers, facts, moment, objective,
+                         risk=risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment))
     verdict = plan_verdict(result, over_budget="best plan is over budget: {total_plain} expected; nothing launched",
                            infeasible="no feasible placement (see `gpuarb plan`); nothing launched")
     if verdict is not None:
@@ -450,32 +665,56 @@ def dry_run(prepared: PreparedRun) -> DryRun:
 
 
 def submit_run(prepared: PreparedRun, backend: str, ledger: Ledger) -> str:
-    """Record the run and its placements in the ledger, supervised by this process for now; the run id."""
-    from arbitrage.launch.runner import placement_row
+    """Record the run and its placements in the ledger, supervised by this process for now; the run id.
+
+    The ledger keeps the job file with its ``secrets`` and key-like ``envs`` values redacted (specfile.redact_secrets).
+    """
+    from arbitrage.launch.runner import placement_row, spot_risk_data
+    from arbitrage.specfile import redact_secrets
 
     spec = prepared.spec
+    risk = None
+    if spec.deadline is not None and any(c.placement.spot for c in prepared.chosen):
+        # The runner asks the plan's own preemption model at every preemption (spotrisk.spot_verdict).
+        assume = load_facts().assumptions
+        risk = spot_risk_data(prepared.chosen, prepared.plan.confidence or assume.deadline_confidence,
+                              assume.preemption_prior_hours)
     return ledger.create_run(
-        name=spec.name, spec_path=prepared.path, spec_text=prepared.spec_text, backend=backend, now=prepared.now,
+        name=spec.name, spec_path=prepared.path, spec_text=redact_secrets(prepared.spec_text), backend=backend,
+        now=prepared.now,
         placements=[placement_row(c) for c in prepared.chosen], tags=spec.tags,
         budget_total_usd=spec.budget.max_total_usd, budget_hourly_usd=spec.budget.max_hourly_usd,
-        supervisor_pid=os.getpid(), supervisor_host=socket.gethostname(), message=f"planned from {prepared.path}")
+        supervisor_pid=os.getpid(), supervisor_host=socket.gethostname(), message=f"planned from {prepared.path}",
+        planned_data=risk)
 
 
-def detach_run(ledger: Ledger, run_id: str, backend: str, ray_address: str | None, options: RunOptions) -> int:
-    """Start a background supervisor for a recorded run (its output: <data dir>/runs/<id>.log); its pid."""
+def detach_run(ledger: Ledger, run_id: str, backend: str, ray_address: str | None, options: RunOptions,
+               spec_text: str | None = None) -> int:
+    """Start a background supervisor for a recorded run (its output: <data dir>/runs/<id>.log, 0600); its pid.
+
+    ``spec_text`` (the job file with its secrets, which the ledger does not keep) goes to the supervisor on its
+    standard input, never to a file or its command line.
+    """
     import subprocess
 
-    log_dir = paths.run_logs_dir()
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = paths.private_dir(paths.run_logs_dir(), own=True)
     cmd = [sys.executable, "-m", "arbitrage.cli", "_supervise", run_id, "--backend", backend,
            "--poll-seconds", str(options.poll_seconds), "--max-failovers", str(options.max_failovers),
            "--max-restarts", str(options.max_restarts), "--pending-timeout", str(options.pending_timeout_minutes)]
     if ray_address:
         cmd += ["--ray-address", ray_address]
-    with open(log_dir / f"{run_id}.log", "ab") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                close_fds=True)
+    if spec_text is not None:
+        cmd.append("--spec-stdin")
+    with paths.open_private(log_dir / f"{run_id}.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL if spec_text is None else subprocess.PIPE,
+                                stdout=log, stderr=log, start_new_session=True, close_fds=True)
     ledger.set_supervisor(run_id, proc.pid, socket.gethostname())
+    if spec_text is not None and proc.stdin is not None:
+        try:
+            proc.stdin.write(spec_text.encode("utf-8"))
+            proc.stdin.close()
+        except OSError:  # the supervisor died at once: its log says why, and the run shows unsupervised
+            pass
     return proc.pid
 
 
@@ -524,14 +763,26 @@ def supervise_here(runner: Runner, run_id: str, spec: JobSpec, *,
 
 
 def resume_supervision(run_id: str, facts: Facts, *, backend: str, ray_address: str | None, options: RunOptions,
-                       say: Say = _quiet) -> str:
-    """`_supervise`: watch a recorded run from this process to its end; returns the run state."""
+                       say: Say = _quiet, spec_text: str | None = None) -> str:
+    """`_supervise`: watch a recorded run from this process to its end; returns the run state.
+
+    Refused (UsageError) for a run that has ended or that a live supervisor (fresh heartbeat) already watches:
+    a finished run is never run again. ``spec_text`` is the job file with its secrets (from `run --detach`);
+    without it the ledger's copy is used, or the spec file when the ledger's copy had secrets redacted.
+    """
+    from arbitrage.errors import UsageError
     from arbitrage.specfile import parse_jobspec_text
 
     ledger = open_ledger()
     run = ledger.run(run_id)
+    if run.terminal:
+        raise UsageError(f"run {run.id} has ended ({run.state}); there is nothing to supervise")
+    if run.supervisor_pid not in (None, os.getpid()) and run.heartbeat_at is not None and supervisor_alive(run):
+        raise UsageError(f"run {run.id} is already supervised by pid {run.supervisor_pid} on "
+                         f"{run.supervisor_host or 'this host'} (heartbeat {run.heartbeat_at.isoformat()})")
+    text = _spec_with_secrets(run, spec_text)
+    spec = parse_jobspec_text(text, facts, run.spec_path)
     ledger.set_supervisor(run.id, os.getpid(), socket.gethostname())
-    spec = parse_jobspec_text(run.spec_text, facts, run.spec_path)
     runner = make_runner(make_backend(backend, ray_address), ledger, options, say)
     state = supervise_here(runner, run.id, spec, say=say)
     say(f"run {run.id} ended: {state}")
@@ -549,10 +800,38 @@ def run_outcome_error(state: str, message: str = "") -> GpuarbError | None:
     return None if kind is None else kind(message)
 
 
-def supervisor_alive(run: RunRow) -> bool | None:
-    """Whether the process watching a run is alive: None when it runs on another host (cannot tell)."""
+def _spec_with_secrets(run: RunRow, given: str | None) -> str:
+    """The job file to supervise ``run`` with: ``given`` (checked against the ledger's redacted copy), the ledger's
+    copy when it had nothing redacted, else the spec file if it still redacts to the ledger's copy."""
+    from arbitrage.errors import UsageError
+    from arbitrage.specfile import REDACTED, read_spec_text, redact_secrets
+
+    if given is not None:
+        if redact_secrets(given) != run.spec_text:
+            raise UsageError(f"run {run.id}: the job file given is not the one the run was submitted with")
+        return given
+    if REDACTED not in run.spec_text:
+        return run.spec_text
+    try:
+        text = read_spec_text(run.spec_path)
+    except GpuarbError:
+        text = ""
+    if redact_secrets(text) != run.spec_text:
+        raise UsageError(f"run {run.id}: the ledger keeps its job file with secrets redacted, and {run.spec_path} "
+                         "has changed since it was submitted; cannot supervise it without them")
+    return text
+
+
+def supervisor_alive(run: RunRow, now: datetime | None = None) -> bool | None:
+    """Whether the process watching a run is alive, by its heartbeat in the ledger: alive while the last one is
+    under HEARTBEAT_STALE_SECONDS old (any host). A run without a heartbeat (recorded by an older gpuarb, or whose
+    supervisor has not beaten yet) falls back to its pid on this host, and None on another host (cannot tell)."""
+    from arbitrage.ledger import HEARTBEAT_STALE_SECONDS
+
     if run.supervisor_pid is None:
         return False
+    if run.heartbeat_at is not None:
+        return ((now or utcnow()) - run.heartbeat_at).total_seconds() <= HEARTBEAT_STALE_SECONDS
     if run.supervisor_host and run.supervisor_host != socket.gethostname():
         return None
     try:
@@ -578,7 +857,7 @@ def run_summary(ledger: Ledger, run: RunRow, *, detail: bool = False, now: datet
     placements = {p.rank: p for p in ledger.placements(run.id)}
     attempts = ledger.attempts(run.id)
     last = attempts[-1] if attempts else None
-    where = placements[last.rank] if last else placements.get(0)
+    where = placements.get(last.rank) if last else placements.get(0)
     out: dict[str, Any] = {
         "run_id": run.id, "name": run.name, "state": state_label(run), "backend": run.backend,
         "created_at": run.created_at.isoformat(), "ended_at": run.ended_at.isoformat() if run.ended_at else None,
@@ -602,6 +881,11 @@ def run_summary(ledger: Ledger, run: RunRow, *, detail: bool = False, now: datet
         out["events"] = [{"at": e.at.isoformat(), "attempt": e.attempt, "kind": e.kind, "message": e.message}
                          for e in ledger.events(run.id)]
     return out
+
+
+def ledger_warnings(ledger: Ledger) -> list[str]:
+    """One `warning:` line per ledger row the readers skipped because it does not parse (see Ledger.problems)."""
+    return [f"warning: {line}" for line in ledger.problems]
 
 
 def recent_runs(ledger: Ledger, *, limit: int | None = None, since: datetime | None = None,
@@ -690,7 +974,10 @@ def find_zombies(backends: Sequence[str], *, idle_minutes: float, explicit: bool
                  say: Say = _quiet) -> list[Zombie]:
     """Clusters whose run is over, unsupervised, unknown to the ledger, or idle longer than ``idle_minutes``.
 
-    Backends that cannot be used here are skipped with an info notice, unless they were asked for by name.
+    Backends that cannot be used here are skipped with an info notice, unless they were asked for by name. A
+    backend that is not running (``Backend.not_running``: SkyPilot's local API server is down) is not started
+    unless asked for by name; it is skipped with a notice, a warning when the ledger has live runs on it. The
+    last notice says which backends were checked.
     """
     from arbitrage.errors import BackendUnavailable
 
@@ -700,19 +987,29 @@ def find_zombies(backends: Sequence[str], *, idle_minutes: float, explicit: bool
         for attempt in ledger.attempts(run.id):
             owners[attempt.cluster_name] = (run, attempt)
     zombies: list[Zombie] = []
+    checked: list[str] = []
     for name in backends:
         try:
             impl = make_backend(name)
+            idle = None if explicit else impl.not_running()
         except (BackendUnavailable, ImportError) as exc:
             if explicit:
                 raise
             say(f"info: {name}: skipped ({exc})")
             continue
+        if idle is not None:
+            live = sorted({run.id for run, _ in owners.values() if run.backend == name and not run.terminal})
+            level = "warning" if live else "info"
+            extra = f"; live runs on it: {', '.join(live[:5])}" if live else ""
+            say(f"{level}: {name}: not checked: {idle}{extra}")
+            continue
+        checked.append(name)
         for cluster in impl.clusters():
             owner = owners.get(cluster.name)
             reason = _zombie_reason(cluster, owner, idle_minutes)
             if reason:
                 zombies.append(Zombie(impl, cluster, reason, *(owner or (None, None))))
+    say(f"info: checked {', '.join(checked) if checked else 'no backend'}")
     return zombies
 
 
@@ -799,8 +1096,11 @@ class Spend:
 
 
 def spend(by: str, *, since: datetime | None = None, tags: Mapping[str, str] | None = None,
-          now: datetime | None = None) -> Spend:
-    """Showback from the run ledger: runs grouped by a tag, provider, name or state, actual vs expected USD."""
+          now: datetime | None = None, say: Say = _quiet, rise_percent: float = 10.0) -> Spend:
+    """Showback from the run ledger: runs grouped by a tag, provider, name or state, actual vs expected USD.
+
+    Ledger rows that do not parse are left out and said as warnings (``ledger_warnings``).
+    """
     from arbitrage.errors import UsageError
     from arbitrage.report import spend as S
 
@@ -812,7 +1112,10 @@ def spend(by: str, *, since: datetime | None = None, tags: Mapping[str, str] | N
     ledger = open_ledger()
     runs = ledger.runs(since=since, tags=dict(tags or {}))
     empty = not runs and not ledger.runs(limit=1)
-    return Spend(S.spend_report(ledger_records(ledger, runs), by, moment, since), ledger.path, len(runs), empty)
+    report = S.spend_report(ledger_records(ledger, runs), by, moment, since, rise_percent)
+    for line in ledger_warnings(ledger):
+        say(line)
+    return Spend(report, ledger.path, len(runs), empty)
 
 
 @dataclass(frozen=True)
@@ -834,6 +1137,8 @@ def focus_export(*, since: datetime | None = None, tags: Mapping[str, str] | Non
     records = ledger_records(ledger, ledger.runs(tags=dict(tags or {})))
     rows = F.focus_rows(records, moment, since=since, granularity=granularity,
                         data_homes=data_homes(records, say=say), billing_accounts=dict(billing_accounts or {}))
+    for line in ledger_warnings(ledger):
+        say(line)
     return FocusExport(list(rows), ledger.path)
 
 
@@ -852,14 +1157,18 @@ class PriceReportOutcome:
 
 def price_report(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = None,
                  providers: Sequence[str] = (), regions: Sequence[str] = (), reference: str = "H100",
-                 workload: str = "training", source: Source | None = None, say: Say = _quiet) -> PriceReportOutcome:
-    """Per GPU model, each provider's cheapest offers and effective price per unit of work; names canonical."""
+                 workload: str = "training", source: Source | None = None, say: Say = _quiet,
+                 now: datetime | None = None, unit_model: Any = None) -> PriceReportOutcome:
+    """Per GPU model, each provider's cheapest offers and effective price per unit of work, each with its price's
+    age at ``now``; names canonical. With ``unit_model`` (an arbitrage.units.ModelSpec) also USD per million tokens
+    of that model per GPU model."""
     from arbitrage.catalog import OfferQuery, filter_offers
     from arbitrage.report.prices import build_price_report
 
+    moment = now or utcnow()
     query = OfferQuery(gpus=tuple(gpus), count=count, providers=tuple(providers), regions=tuple(regions))
-    matching = filter_offers(load_offers(facts, source, query.providers, say=say), query)
-    report = build_price_report(matching, facts, reference, workload)
+    matching = filter_offers(load_offers(facts, source, query.providers, say=say, now=moment), query, facts)
+    report = build_price_report(matching, facts, reference, workload, now=moment, unit_model=unit_model)
     if not report.models:
         raise NothingFeasible("no offer matches these filters")
     return PriceReportOutcome(report, list(matching))
@@ -871,8 +1180,8 @@ def plan_report(path: str, facts: Facts, *, top: int = 5, source: Source | None 
     """`report plan`: the plan report (breakdown, rejections, savings vs naive) and the offers' provenance."""
     from arbitrage.report.plan import build_plan_report
 
-    spec = read_spec(path, facts)
     moment = now or utcnow()
+    spec = read_spec(path, facts, moment)
     offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
     catalog = catalog_provenance(offers)
     return build_plan_report(spec, offers, facts, moment, objective.value, top, catalog), catalog

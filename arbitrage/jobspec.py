@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from arbitrage.facts import Workload
+from arbitrage.units import ModelSpec, TokenWork
 
 SpotPolicy = Literal["never", "always", "auto"]
 InterconnectNeed = Literal["required", "preferred", "any"]
@@ -29,10 +30,21 @@ class AcceleratorChoice:
 
 @dataclass(frozen=True, slots=True)
 class Work:
-    """How much work the job is: reference GPU-hours on ``reference`` (an H100 by default)."""
+    """How much work the job is: reference GPU-hours on ``reference`` (an H100 by default), or tokens of a model.
+
+    With ``tokens`` set (work stated as tokens or tasks, see arbitrage.units) ``gpu_hours`` is 0: the cost model
+    takes each offer's hours from arbitrage.units instead.
+    """
 
     gpu_hours: float
     reference: str
+    tokens: TokenWork | None = None
+
+    def describe(self, workload: str = "training") -> str:
+        """'64 H100 GPU-hours' or '2e+09 output tokens of 70B fp8 (70B class)', for plan headers."""
+        if self.tokens is not None:
+            return self.tokens.describe(workload)
+        return f"{self.gpu_hours:g} {self.reference} GPU-hours"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +108,17 @@ class JobSpec:
     data: DataLocation | None = None
     outputs_gb: float = 0.0
     deadline: Deadline | None = None
+    # P(finish by the deadline) a placement needs (0 < c < 1); None: facts.assumptions.deadline_confidence (0.95).
+    deadline_confidence: float | None = None
     budget: Budget = field(default_factory=Budget)
     providers_allow: tuple[str, ...] | None = None
     providers_deny: tuple[str, ...] = ()
     regions_allow: tuple[str, ...] | None = None
     regions_deny: tuple[str, ...] = ()
+    # Data residency (arbitrage.geo): ISO country codes, continent names or groups (EU, EEA); an offer must be in a
+    # place an allow token names and in none a deny token names. None = no allow rule.
+    geo_allow: tuple[str, ...] | None = None
+    geo_deny: tuple[str, ...] = ()
     min_gpu_memory_gb: float | None = None
     min_vcpus: float | None = None
     min_ram_gb: float | None = None
@@ -111,5 +129,5 @@ class JobSpec:
 
 __all__ = [
     "AcceleratorChoice", "Budget", "Checkpoint", "DataLocation", "Deadline", "InterconnectNeed", "JobSpec",
-    "SpotPolicy", "Work",
+    "ModelSpec", "SpotPolicy", "TokenWork", "Work",
 ]

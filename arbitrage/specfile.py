@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -22,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from arbitrage import safeyaml
 from arbitrage.errors import SpecError
 from arbitrage.facts import Facts
 from arbitrage.jobspec import (
@@ -32,10 +35,66 @@ from arbitrage.jobspec import (
     Deadline,
     InterconnectNeed,
     JobSpec,
+    ModelSpec,
     SpotPolicy,
+    TokenWork,
     Work,
 )
+from arbitrage.params import MAX_GPUS_PER_NODE
 from providers.registry import provider_for_scheme, provider_ids
+
+# ---------------------------------------------------------------------------------------------
+# Bounds (README "Limits"): a value outside them is a mistake, not a job. The YAML caps (size, nesting, aliases)
+# are in arbitrage/safeyaml.py.
+# ---------------------------------------------------------------------------------------------
+
+MAX_NODES = 1024
+# MAX_GPUS_PER_NODE (64) is arbitrage.params' (also `--count`'s bound).
+# 100 M reference GPU-hours: above any published run (Llama 3.1's model card: 39.3 M H100 GPU-hours in total).
+MAX_GPU_HOURS = 1e8
+MAX_HOURS = 87_600.0  # ten years: work in wall hours, deadlines
+MAX_DATA_GB = 1e8  # 100 PB
+MAX_TOTAL_USD = 1e9
+MAX_HOURLY_USD = 1e6
+MAX_INTERVAL_MINUTES = 525_600.0  # a year between checkpoints
+MAX_WRITE_MINUTES = 1440.0
+MAX_CPUS = 100_000.0
+MAX_MEMORY_GB = 1e6
+MAX_GPU_MEMORY_GB = 10_000.0
+MAX_TEXT = 4096  # characters in a name, tag or similar one-line value
+# Work in tokens (arbitrage/units.py): Llama 3 was pre-trained on 15.6 T tokens (arXiv:2407.21783), far below 1e16.
+MAX_TOKENS = 1e16
+MAX_PARAMS_B = 100_000.0  # 100 T parameters
+MAX_TASKS = 1e12
+
+
+def _number(value: Any) -> Any:
+    """Before pydantic's own checks: booleans are not numbers, and every number must be finite."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {_short(value)}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value}")
+    return value
+
+
+_Num = BeforeValidator(_number)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value's repr cut to ``limit`` characters, for one-line messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """Text cut to ``limit`` characters, for one-line messages."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 # ---------------------------------------------------------------------------------------------
 # The file format (pydantic): what `gpuarb schema` prints and what validation checks.
@@ -60,28 +119,65 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class WorkModel(_Strict):
-    """Amount of work: reference GPU-hours on a named GPU, or wall hours on the requested configuration."""
+class ModelModel(_Strict):
+    """The model token work runs: billions of parameters and the weight precision (arbitrage/units.py)."""
 
-    gpu_hours: float | None = Field(None, gt=0, description="GPU-hours of work on the reference GPU.")
+    params_b: Annotated[float, _Num] = Field(..., gt=0, le=MAX_PARAMS_B, description="Parameters in billions, e.g. 70.")
+    precision: str = Field("bf16", min_length=1, max_length=32,
+                           description="Weight precision: bf16 (or fp16), fp8, int4, fp4 (precisions.csv).")
+    name: str | None = Field(None, max_length=MAX_TEXT, description="A label for the model, e.g. llama-3.1-70b.")
+
+
+class WorkModel(_Strict):
+    """Amount of work: reference GPU-hours on a named GPU, wall hours on the requested configuration, or tokens of a
+    model (inference: generated tokens, an input/output split, or tasks x tokens per task; training: tokens)."""
+
+    gpu_hours: Annotated[float | None, _Num] = Field(None, gt=0, le=MAX_GPU_HOURS,
+                                                     description="GPU-hours of work on the reference GPU.")
     reference: str | None = Field(None, description="GPU the gpu_hours were measured on (default: first choice).")
-    hours: float | None = Field(None, gt=0, description="Wall hours on the first accelerator choice x num_nodes.")
+    hours: Annotated[float | None, _Num] = Field(None, gt=0, le=MAX_HOURS,
+                                                 description="Wall hours on the first accelerator choice x num_nodes.")
+    tokens: Annotated[float | None, _Num] = Field(
+        None, gt=0, le=MAX_TOKENS, description="Inference: generated (output) tokens; training: training tokens.")
+    input_tokens: Annotated[float | None, _Num] = Field(None, ge=0, le=MAX_TOKENS,
+                                                        description="Inference: prompt tokens (with output_tokens).")
+    output_tokens: Annotated[float | None, _Num] = Field(None, gt=0, le=MAX_TOKENS,
+                                                         description="Inference: generated tokens (with input_tokens).")
+    tasks: Annotated[float | None, _Num] = Field(None, gt=0, le=MAX_TASKS,
+                                                 description="Inference: number of tasks (with tokens_per_task).")
+    tokens_per_task: Annotated[float | None, _Num] = Field(None, gt=0, le=MAX_TOKENS,
+                                                           description="Inference: generated tokens per task.")
+    model: ModelModel | None = Field(None, description="The model of token work: {params_b: 70, precision: fp8}.")
 
     @model_validator(mode="after")
     def _one_of(self) -> WorkModel:
-        if (self.gpu_hours is None) == (self.hours is None):
-            raise ValueError("give exactly one of gpu_hours or hours")
-        if self.reference is not None and self.hours is not None:
-            raise ValueError("reference goes with gpu_hours, not hours")
+        split = self.input_tokens is not None or self.output_tokens is not None
+        per_task = self.tasks is not None or self.tokens_per_task is not None
+        forms = [self.gpu_hours is not None, self.hours is not None, self.tokens is not None, split, per_task]
+        if sum(forms) != 1:
+            raise ValueError("give exactly one of gpu_hours or hours, or work in tokens: tokens, input_tokens + "
+                             "output_tokens, or tasks + tokens_per_task (with model)")
+        if self.reference is not None and self.gpu_hours is None:
+            raise ValueError("reference goes with gpu_hours only")
+        if split and (self.input_tokens is None or self.output_tokens is None):
+            raise ValueError("give both input_tokens and output_tokens")
+        if per_task and (self.tasks is None or self.tokens_per_task is None):
+            raise ValueError("give both tasks and tokens_per_task")
+        in_tokens = self.tokens is not None or split or per_task
+        if in_tokens and self.model is None:
+            raise ValueError("work in tokens needs model, e.g. model: {params_b: 70, precision: fp8}")
+        if not in_tokens and self.model is not None:
+            raise ValueError("model goes with tokens, input_tokens/output_tokens or tasks, not gpu_hours or hours")
         return self
 
 
 class CheckpointModel(_Strict):
     """Checkpoint location and cadence."""
 
-    uri: str = Field(..., min_length=1)
-    interval_minutes: float = Field(..., gt=0)
-    write_minutes: float | None = Field(None, ge=0, description="Minutes to write one checkpoint.")
+    uri: str = Field(..., min_length=1, max_length=MAX_TEXT)
+    interval_minutes: Annotated[float, _Num] = Field(..., gt=0, le=MAX_INTERVAL_MINUTES)
+    write_minutes: Annotated[float | None, _Num] = Field(None, ge=0, le=MAX_WRITE_MINUTES,
+                                                         description="Minutes to write one checkpoint.")
 
 
 class DataModel(_Strict):
@@ -90,14 +186,14 @@ class DataModel(_Strict):
     uri: str | None = None
     provider: str | None = Field(None, description="Cloud holding the data; inferred from s3://, gs://, az://.")
     region: str | None = None
-    size_gb: float = Field(0, ge=0)
+    size_gb: Annotated[float, _Num] = Field(0, ge=0, le=MAX_DATA_GB)
 
 
 class BudgetModel(_Strict):
     """Spend caps in USD."""
 
-    max_total_usd: float | None = Field(None, gt=0)
-    max_hourly_usd: float | None = Field(None, gt=0)
+    max_total_usd: Annotated[float | None, _Num] = Field(None, gt=0, le=MAX_TOTAL_USD)
+    max_hourly_usd: Annotated[float | None, _Num] = Field(None, gt=0, le=MAX_HOURLY_USD)
 
 
 class AllowDenyModel(_Strict):
@@ -105,6 +201,25 @@ class AllowDenyModel(_Strict):
 
     allow: list[str] | None = None
     deny: list[str] = Field(default_factory=list)
+
+
+class GeoModel(_Strict):
+    """Data residency: where offers may (allow) and may not (deny) be. Tokens are ISO 3166-1 alpha-2 country codes
+    (DE, US; UK for GB), continent names (europe, north-america) or groups (EU, EEA)."""
+
+    allow: list[str] | None = Field(None, description="Only offers in a place one of these tokens names.")
+    deny: list[str] = Field(default_factory=list, description="No offer in a place one of these tokens names.")
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _tokens(cls, value: list[str] | None) -> list[str] | None:
+        from arbitrage.geo import CONTINENTS, GROUPS, is_geo_token
+
+        for token in value or []:
+            if not is_geo_token(token):
+                raise ValueError(f"unknown place '{token}': use an ISO country code (DE, US), a continent "
+                                 f"({', '.join(CONTINENTS)}) or a group ({', '.join(GROUPS)})")
+        return value
 
 
 class ArbitrageModel(_Strict):
@@ -116,12 +231,15 @@ class ArbitrageModel(_Strict):
     checkpoint: CheckpointModel | None = None
     interconnect: InterconnectNeed = "any"
     data: DataModel | None = None
-    outputs_gb: float = Field(0, ge=0)
+    outputs_gb: Annotated[float, _Num] = Field(0, ge=0, le=MAX_DATA_GB)
     deadline: Annotated[Any, WithJsonSchema(_DEADLINE_SCHEMA)] = None
+    # P(finish by the deadline) a placement needs to count as meeting it (default: assumptions.toml, 0.95).
+    deadline_confidence: Annotated[float | None, _Num] = Field(None, gt=0, lt=1)
     budget: BudgetModel = Field(default_factory=BudgetModel)
     providers: AllowDenyModel = Field(default_factory=AllowDenyModel)
     regions: AllowDenyModel = Field(default_factory=AllowDenyModel)
-    min_gpu_memory_gb: float | None = Field(None, gt=0)
+    geo: GeoModel = Field(default_factory=GeoModel)
+    min_gpu_memory_gb: Annotated[float | None, _Num] = Field(None, gt=0, le=MAX_GPU_MEMORY_GB)
     tags: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("deadline", mode="before")
@@ -161,15 +279,29 @@ class ResourcesModel(BaseModel):
     ordered: list[dict[str, Any]] | None = None
     any_of: list[dict[str, Any]] | None = None
 
+    @field_validator("cpus", "memory", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number like 8 or '8+', got {str(value).lower()}")
+        return value
+
+    @field_validator("ordered", "any_of")
+    @classmethod
+    def _candidates(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        if value is not None and not value:
+            raise ValueError("empty list: give at least one candidate with its accelerators")
+        return value
+
 
 class JobSpecFile(BaseModel):
     """A gpuarb job file: a SkyPilot task YAML plus the `arbitrage:` block."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="gpuarb job spec")
 
-    name: str = Field(..., min_length=1)
+    name: str = Field(..., min_length=1, max_length=MAX_TEXT)
     resources: ResourcesModel
-    num_nodes: int = Field(1, ge=1)
+    num_nodes: int = Field(1, ge=1, le=MAX_NODES, strict=True)
     setup: str | None = None
     run: str | None = None
     workdir: Any = None
@@ -207,19 +339,22 @@ def parse_deadline(value: Any) -> Deadline:
     if isinstance(value, datetime):
         stamp = value
     elif isinstance(value, str):
-        match = _DURATION.match(value)
+        match = _DURATION.match(value) if len(value) <= 64 else None
         if match and any(match.groups()):
             days, hours, minutes = (float(g) if g else 0.0 for g in match.groups())
             total = days * 24 + hours + minutes / 60
             if total <= 0:
-                raise ValueError(f"deadline must be in the future, got {value!r}")
+                raise ValueError(f"deadline must be in the future, got {_short(value)}")
+            if not total <= MAX_HOURS:
+                raise ValueError(f"deadline {_short(value)} is more than {MAX_HOURS:,.0f} hours (10 years) away")
             return Deadline(hours=total)
         try:
             stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError(f"cannot read {value!r}: use a duration like '48h' or an ISO-8601 timestamp") from None
+            raise ValueError(f"cannot read {_short(value)}: use a duration like '48h' or an ISO-8601 timestamp "
+                             "(a real date)") from None
     else:
-        raise ValueError(f"cannot read {value!r}: use a duration like '48h' or an ISO-8601 timestamp")
+        raise ValueError(f"cannot read {_short(value)}: use a duration like '48h' or an ISO-8601 timestamp")
     if stamp.tzinfo is None or stamp.utcoffset() is None:
         raise ValueError(f"timestamp {value!s} needs a timezone, e.g. 2026-12-01T18:00:00Z")
     return Deadline(at=stamp)
@@ -245,18 +380,23 @@ def parse_accelerators(value: Any, facts: Facts) -> tuple[tuple[AcceleratorChoic
 def _one_accelerator(text: str, count: Any, facts: Facts) -> AcceleratorChoice:
     name, _, suffix = text.partition(":")
     if suffix and count is not None:
-        raise ValueError(f"'{text}': give the count once, either in the key or as the value")
+        raise ValueError(f"'{_cut(text)}': give the count once, either in the key or as the value")
     raw_count: Any = suffix or (1 if count is None else count)
+    if isinstance(raw_count, bool):
+        raise ValueError(f"'{_cut(text)}': count {str(raw_count).lower()} is not a number")
     try:
         number = float(raw_count)
     except (TypeError, ValueError):
-        raise ValueError(f"'{text}': count {raw_count!r} is not a number") from None
-    if number < 1 or number != int(number):
-        raise ValueError(f"'{text}': count must be a whole number >= 1 (fractional GPUs are not supported)")
+        raise ValueError(f"'{_cut(text)}': count {_short(raw_count)} is not a number") from None
+    if not math.isfinite(number) or number < 1 or number != int(number):
+        raise ValueError(f"'{_cut(text)}': count must be a whole number from 1 to "
+                         f"{MAX_GPUS_PER_NODE} (fractional GPUs are not supported)")
+    if number > MAX_GPUS_PER_NODE:
+        raise ValueError(f"'{_cut(text)}': {number:g} GPUs per node is more than {MAX_GPUS_PER_NODE}")
     canonical = facts.canonical_gpu(name)
     if canonical is None:
         hint = facts.suggest_gpu(name)
-        raise ValueError(f"unknown GPU '{name.strip()}'" + (f" (did you mean {hint}?)" if hint else ""))
+        raise ValueError(f"unknown GPU '{_cut(name.strip())}'" + (f" (did you mean {hint}?)" if hint else ""))
     return AcceleratorChoice(canonical, int(number))
 
 
@@ -267,12 +407,18 @@ def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-def _min_number(value: str | int | float | None) -> float | None:
-    """SkyPilot '8+' / '8' / 8 minimums (cpus, memory) -> 8.0."""
+def _min_number(value: str | int | float | None, maximum: float) -> float | None:
+    """SkyPilot '8+' / '8' / 8 minimums (cpus, memory) -> 8.0; ValueError unless finite, > 0 and <= maximum."""
     if value is None:
         return None
-    text = str(value).strip().rstrip("+")
-    return float(text)
+    if isinstance(value, bool):
+        raise ValueError(str(value))
+    text = str(value).strip()
+    text = text[:-1] if text.endswith("+") else text
+    number = float(text) if len(text) <= 64 else math.inf
+    if not (math.isfinite(number) and 0 < number <= maximum):
+        raise ValueError(text)
+    return number
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,13 +429,16 @@ Path_ = tuple[str | int, ...]
 
 
 def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], where: str) -> None:
-    """Record the 1-based line of every mapping key / list item; reject duplicate keys."""
+    """Record the 1-based line of every mapping key / list item; reject duplicate keys.
+
+    The tree is bounded (depth and expanded size) by safeyaml before this walks it.
+    """
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
             key = str(key_node.value)
             if key in seen:
-                dotted = ".".join(str(p) for p in (*path, key))
+                dotted = _one_line(".".join(str(p) for p in (*path, key)))
                 raise SpecError(f"{where}:{key_node.start_mark.line + 1}: {dotted}: duplicate key")
             seen.add(key)
             lines[(*path, key)] = key_node.start_mark.line + 1
@@ -307,25 +456,48 @@ def _line_for(loc: Path_, lines: dict[Path_, int]) -> int:
     return 1
 
 
+def _one_line(text: str) -> str:
+    """Control characters shown escaped, so one problem is one line."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _path_at(line: int, lines: dict[Path_, int]) -> str:
+    """The dotted path of the deepest value that starts on ``line`` ('(top level)' when none does)."""
+    found = [p for p, n in lines.items() if n == line]
+    return ".".join(map(str, max(found, key=len))) if found else "(top level)"
+
+
 def load_yaml(text: str, where: str) -> tuple[Any, dict[Path_, int]]:
-    """Parse YAML once into Python data plus a path -> line index; syntax errors name the line."""
+    """Parse YAML once into Python data plus a path -> line index; errors name the line (and field when known).
+
+    The caps of arbitrage.safeyaml (size, nesting, alias expansion, plain tags) are checked before any object is
+    built.
+    """
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                raise SpecError(f"{where}:1: the file is empty")
-            lines: dict[Path_, int] = {}
-            _index_lines(node, (), lines, where)
-            data = loader.construct_document(node)
-        finally:
-            loader.dispose()
+        loader, node = safeyaml.compose(text)
+    except safeyaml.LimitError as exc:
+        raise SpecError(_one_line(f"{where}:{exc.line}: {exc.path}: {exc.message}")) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise SpecError(f"{where}:{line}: YAML syntax error: {exc.problem or exc}") from None
+        raise SpecError(_one_line(f"{where}:{line}: YAML syntax error: {exc.problem or exc}")) from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"{where}: YAML error: {exc}") from None
+        raise SpecError(_one_line(f"{where}: YAML error: {exc}")) from None
+    try:
+        if node is None:
+            raise SpecError(f"{where}:1: the file is empty")
+        lines: dict[Path_, int] = {}
+        _index_lines(node, (), lines, where)
+        try:
+            data = loader.construct_document(node)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else 1
+            raise SpecError(_one_line(f"{where}:{line}: {_path_at(line, lines)}: {exc.problem or exc}")) from None
+        except yaml.YAMLError as exc:
+            raise SpecError(_one_line(f"{where}: YAML error: {exc}")) from None
+    finally:
+        loader.dispose()
     return data, lines
 
 
@@ -342,8 +514,8 @@ def _format_error(err: dict[str, Any], where: str, lines: dict[Path_, int]) -> s
     elif err["type"] == "missing":
         msg = "required field is missing"
     elif err["type"] == "literal_error":
-        msg = f"{msg}, got {err.get('input')!r}"
-    return f"{where}:{line}: {dotted}: {msg}"
+        msg = f"{msg}, got {_short(err.get('input'))}"
+    return _one_line(f"{where}:{line}: {dotted}: {msg}")
 
 
 def _allowed_fields(loc: Path_) -> list[str]:
@@ -363,8 +535,12 @@ def _allowed_fields(loc: Path_) -> list[str]:
 # File -> JobSpec.
 # ---------------------------------------------------------------------------------------------
 
-def parse_jobspec_text(text: str, facts: Facts, where: str = "<spec>") -> JobSpec:
-    """Validate a job file's text and build the JobSpec; raises SpecError with file:line: field: msg."""
+def parse_jobspec_text(text: str, facts: Facts, where: str = "<spec>", now: datetime | None = None) -> JobSpec:
+    """Validate a job file's text and build the JobSpec; raises SpecError with file:line: field: msg.
+
+    With ``now`` (plan time), an absolute deadline must lie after it and within MAX_HOURS of it; without (a run
+    re-read from the ledger), it is not compared with the clock.
+    """
     data, lines = load_yaml(text, where)
     if not isinstance(data, dict):
         raise SpecError(f"{where}:1: expected a mapping of SkyPilot task fields, got {type(data).__name__}")
@@ -374,10 +550,24 @@ def parse_jobspec_text(text: str, facts: Facts, where: str = "<spec>") -> JobSpe
         errors = [_format_error(e, where, lines) for e in exc.errors()]
         raise SpecError("\n".join(errors)) from None
     try:
-        return _to_jobspec(model, data, facts, where)
+        spec = _to_jobspec(model, data, facts, where)
+        if now is not None and spec.deadline is not None and spec.deadline.at is not None:
+            _check_deadline_time(spec.deadline, now)
+        return spec
     except _FieldError as exc:
         line = _line_for(exc.loc, lines)
-        raise SpecError(f"{where}:{line}: {'.'.join(map(str, exc.loc))}: {exc.msg}") from None
+        raise SpecError(_one_line(f"{where}:{line}: {'.'.join(map(str, exc.loc))}: {exc.msg}")) from None
+
+
+def _check_deadline_time(deadline: Deadline, now: datetime) -> None:
+    """An absolute deadline must be after plan time, and no more than MAX_HOURS after it."""
+    left = deadline.hours_left(now)
+    if left <= 0:
+        raise _FieldError(("arbitrage", "deadline"), f"{deadline} is in the past (plan time "
+                                                     f"{now.isoformat(timespec='seconds')})")
+    if left > MAX_HOURS:
+        raise _FieldError(("arbitrage", "deadline"), f"{deadline} is more than {MAX_HOURS:,.0f} hours (10 years) "
+                                                     "after plan time")
 
 
 class _FieldError(Exception):
@@ -419,10 +609,11 @@ def _to_jobspec(model: JobSpecFile, raw: dict[str, Any], facts: Facts, where: st
                                   f"unknown GPU '{work.reference}'" + (f" (did you mean {hint}?)" if hint else ""))
             reference = ref
         work_record = Work(gpu_hours=work.gpu_hours, reference=reference)
-    else:
-        assert work.hours is not None
+    elif work.hours is not None:
         first = choices[0]
         work_record = Work(gpu_hours=work.hours * first.count * model.num_nodes, reference=first.name)
+    else:
+        work_record = Work(gpu_hours=0.0, reference=choices[0].name, tokens=_token_work(work, arb.workload, facts))
 
     # Providers/regions: the arbitrage block wins; SkyPilot's cloud/infra/region narrow further.
     providers_allow = list(arb.providers.allow) if arb.providers.allow is not None else None
@@ -469,12 +660,14 @@ def _to_jobspec(model: JobSpecFile, raw: dict[str, Any], facts: Facts, where: st
             raise _FieldError(("arbitrage", "data", "region"), "required when data or outputs are moved")
         data = DataLocation(provider=provider, region=d.region or "", size_gb=d.size_gb, uri=d.uri)
 
-    try:
-        min_vcpus = _min_number(res.cpus)
-        min_ram = _min_number(res.memory)
-    except ValueError:
-        field_name = "cpus" if res.cpus is not None else "memory"
-        raise _FieldError(("resources", field_name), "expected a number like 8 or '8+'") from None
+    minimums: dict[str, float | None] = {}
+    for field_name, value, maximum in (("cpus", res.cpus, MAX_CPUS), ("memory", res.memory, MAX_MEMORY_GB)):
+        try:
+            minimums[field_name] = _min_number(value, maximum)
+        except ValueError:
+            raise _FieldError(("resources", field_name), f"expected a number like 8 or '8+' (finite, > 0, at "
+                                                         f"most {maximum:,.0f}), got {_short(value)}") from None
+    min_vcpus, min_ram = minimums["cpus"], minimums["memory"]
 
     ckpt = arb.checkpoint
     return JobSpec(
@@ -490,11 +683,14 @@ def _to_jobspec(model: JobSpecFile, raw: dict[str, Any], facts: Facts, where: st
         data=data,
         outputs_gb=arb.outputs_gb,
         deadline=arb.deadline,
+        deadline_confidence=arb.deadline_confidence,
         budget=Budget(arb.budget.max_total_usd, arb.budget.max_hourly_usd),
         providers_allow=tuple(providers_allow) if providers_allow is not None else None,
         providers_deny=tuple(arb.providers.deny),
         regions_allow=tuple(regions_allow) if regions_allow is not None else None,
         regions_deny=tuple(arb.regions.deny),
+        geo_allow=tuple(arb.geo.allow) if arb.geo.allow is not None else None,
+        geo_deny=tuple(arb.geo.deny),
         min_gpu_memory_gb=arb.min_gpu_memory_gb,
         min_vcpus=min_vcpus,
         min_ram_gb=min_ram,
@@ -504,11 +700,32 @@ def _to_jobspec(model: JobSpecFile, raw: dict[str, Any], facts: Facts, where: st
     )
 
 
-def read_jobspec(path: str, facts: Facts) -> JobSpec:
-    """Read and validate a job file from disk; unreadable files raise SpecError naming the path."""
+def _token_work(work: WorkModel, workload: str, facts: Facts) -> TokenWork:
+    """The TokenWork record of a work block stated in tokens or tasks (validated: one form, with a model)."""
+    assert work.model is not None
+    precision = facts.units.canonical_precision(work.model.precision)
+    if precision is None:
+        known = ", ".join(facts.units.precisions) or "bf16"
+        raise _FieldError(("arbitrage", "work", "model", "precision"),
+                          f"unknown precision '{_cut(work.model.precision)}' (one of {known})")
+    spec = ModelSpec(params_b=work.model.params_b, precision=precision, name=work.model.name)
+    if workload == "training" and work.tokens is None:
+        raise _FieldError(("arbitrage", "work"), "training work is tokens: training tokens; input_tokens/"
+                                                 "output_tokens and tasks are for arbitrage.workload: inference")
+    if work.tokens is not None:
+        return TokenWork(spec, work.tokens)
+    if work.output_tokens is not None:
+        return TokenWork(spec, work.output_tokens, input_tokens=work.input_tokens)
+    assert work.tasks is not None and work.tokens_per_task is not None
+    return TokenWork(spec, work.tasks * work.tokens_per_task, tasks=work.tasks, tokens_per_task=work.tokens_per_task)
+
+
+def read_spec_text(path: str) -> str:
+    """A job file's text, read with the size cap; unreadable files raise SpecError naming the path."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        return safeyaml.read_capped(path)
+    except safeyaml.LimitError as exc:
+        raise SpecError(f"{path}:1: (top level): {exc.message}") from None
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -516,11 +733,72 @@ def read_jobspec(path: str, facts: Facts) -> JobSpec:
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a UTF-8 text file") from None
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_jobspec_text(text, facts, where=path)
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_jobspec(path: str, facts: Facts, now: datetime | None = None) -> JobSpec:
+    """Read (size-capped) and validate a job file from disk; ``now`` as in parse_jobspec_text."""
+    return parse_jobspec_text(read_spec_text(path), facts, where=path, now=now)
 
 
 __all__ = [
     "JobSpecFile", "json_schema", "load_yaml", "parse_accelerators", "parse_deadline", "parse_jobspec_text",
-    "read_jobspec",
+    "read_jobspec", "read_spec_text",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets: what the ledger may keep of a job file.
+# ---------------------------------------------------------------------------------------------
+
+REDACTED = "<redacted>"
+_KEY_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|PRIVATE|SESSION|COOKIE|SIGNATURE|PAT\b", re.I)
+_KEY_VALUE = re.compile(
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bsk-[A-Za-z0-9_-]{16,}|\bgh[pousr]_[A-Za-z0-9]{20,}|\bgithub_pat_\w{20,}"
+    r"|\bxox[abposr]-[\w-]{10,}|\bhf_[A-Za-z0-9]{20,}|\bglpat-[\w-]{20,}|\bAIza[\w-]{30,}"
+    r"|\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+_OPAQUE = re.compile(r"[A-Za-z0-9+=_-]{32,}")
+
+
+def looks_like_key(name: str, value: str) -> bool:
+    """Whether an env var holds a credential: a name saying so (…_KEY, …TOKEN, PASSWORD…), a known token format
+    (AKIA…, sk-…, ghp_…, hf_…, xox…-, JWTs, PEM keys), or a long opaque string of letters and digits."""
+    if _KEY_NAME.search(name) or _KEY_VALUE.search(value):
+        return True
+    return bool(_OPAQUE.fullmatch(value)) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+
+
+def redact_secrets(text: str) -> str:
+    """The job file's text with every ``secrets`` value and every key-like ``envs`` value replaced by
+    '<redacted>' (comments, layout and every other field kept), for storing in the run ledger.
+
+    Text that does not parse is returned as it is (it was never a valid job file, so it never reaches the ledger).
+    """
+    try:
+        loader, root = safeyaml.compose(text)
+        loader.dispose()
+    except yaml.YAMLError:
+        return text
+    if not isinstance(root, yaml.MappingNode):
+        return text
+    spans: dict[int, tuple[int, int]] = {}
+    for key_node, value_node in root.value:
+        section = str(key_node.value)
+        if section not in ("secrets", "envs") or not isinstance(value_node, yaml.MappingNode):
+            continue
+        for name_node, node in value_node.value:
+            if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null"):
+                continue
+            if section == "secrets" or looks_like_key(str(name_node.value), str(node.value)):
+                spans[id(node)] = (node.start_mark.index, node.end_mark.index)
+    out = text
+    for start, end in sorted(spans.values(), reverse=True):
+        segment = out[start:end]
+        trailing = segment[len(segment.rstrip("\r\n")):]
+        keep = ""
+        while segment[:1] in ("&", "!"):  # an anchor (aliases elsewhere still resolve) or a tag stays
+            token, _, segment = segment.partition(" ")
+            keep += token + " "
+            segment = segment.lstrip(" ")
+        out = out[:start] + keep + f"'{REDACTED}'" + trailing + out[end:]
+    return out

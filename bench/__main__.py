@@ -2,8 +2,9 @@
 
 Sections: quality (plan quality vs baselines and the brute-force optimum), spot (spot with deadlines, simulated),
 cli (gpuarb start-up and planning speed), sky (SkyPilot offline, for comparison), scaling (planner on 10k-1M
-offers), refresh (concurrent live refresh). With --only, the named sections are replaced in the existing file and
-the others kept.
+offers), refresh (concurrent live refresh), realistic (expert checks on bench/jobs/), fuzz (malformed specs,
+command lines and state files). With --only, the named sections are replaced in the existing file and the others
+kept.
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ def _sections(args: argparse.Namespace) -> dict[str, tuple[str, Callable[[], str
         from bench import refresh
         return refresh.run(3)
 
+    def realistic() -> str:
+        from bench import realistic
+        return realistic.run()
+
+    def fuzz() -> str:
+        from bench import fuzz
+        return fuzz.run(seed=args.seed)
+
     return {
         "quality": ("## Plan quality", quality),
         "spot": ("## Spot with deadlines", spot),
@@ -55,6 +64,8 @@ def _sections(args: argparse.Namespace) -> dict[str, tuple[str, Callable[[], str
         "sky": ("## SkyPilot, offline, for comparison", sky),
         "scaling": ("## Planner scaling", scaling),
         "refresh": ("## Live refresh: six providers, concurrently", refresh),
+        "realistic": ("## Realistic jobs", realistic),
+        "fuzz": ("## Bad input (fuzzing)", fuzz),
     }
 
 
@@ -107,7 +118,8 @@ def _split(text: str) -> tuple[str, dict[str, str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="", help="comma-separated sections: quality,spot,cli,sky,scaling,refresh")
+    parser.add_argument("--only", default="",
+                        help="comma-separated sections: quality,spot,cli,sky,scaling,refresh,realistic,fuzz")
     parser.add_argument("--runs", type=int, default=7, help="process runs per timed gpuarb command")
     parser.add_argument("--jobs", type=int, default=40, help="jobs in the plan-quality suite")
     parser.add_argument("--samples", type=int, default=8, help="trace windows per trace and job in the spot sim")

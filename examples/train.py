@@ -12,6 +12,10 @@ Files in the checkpoint directory ($GPUARB_CHECKPOINT_DIR, else --checkpoint-dir
   train.pid        "<pid> <attempt>" of the running process (to kill it in tests)
   result.json      final step, loss and weights, written when all steps are done
 
+Work done is reported to gpuarb through $GPUARB_METRICS (a JSON-lines file in the checkpoint directory): after each
+checkpoint one line {"tokens": N} with the samples trained since the previous checkpoint (this toy model's unit of
+work), so steps redone after a resume are counted once. `gpuarb report spend` turns them into USD per million tokens.
+
 Runs without gpuarb too: `python examples/train.py --steps 100` checkpoints into ./checkpoints.
 SIGTERM (graceful preemption, `ray job stop`) checkpoints after the current step and exits 143 (128 + SIGTERM), so
 the job reads as stopped, not finished. SIGKILL just dies; the next attempt resumes from the last checkpoint.
@@ -87,6 +91,15 @@ def load_checkpoint(ckpt_dir: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def report_work(samples: int) -> None:
+    """Append the work since the last report to $GPUARB_METRICS (if gpuarb set it): {"tokens": samples}."""
+    path = os.environ.get("GPUARB_METRICS")
+    if not path or samples <= 0:
+        return
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"tokens": samples}) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train, checkpointing on schedule and on SIGTERM; returns the process exit code."""
     args = parse_args(argv)
@@ -140,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "batch_rng": batch_gen.get_state(), "step": step, "loss": loss, "attempt": attempt}
 
+    reported = step  # work up to the checkpoint resumed from was reported by the attempt that saved it
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if args.fresh else 0)
     steps_log = os.open(ckpt_dir / "steps.log", flags, 0o644)
     last_save = time.monotonic()
@@ -161,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.checkpoint_seconds > 0 and time.monotonic() - last_save >= args.checkpoint_seconds)
             if due or terminate["requested"]:
                 save_checkpoint(ckpt_dir, state(), attempt)
+                report_work((step - reported) * args.batch_size)
+                reported = step
                 last_save = time.monotonic()
             if terminate["requested"] and step < args.steps:
                 print(f"SIGTERM: checkpointed at step {step}; exiting {EXIT_TERMINATED}", flush=True)
@@ -169,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         os.close(steps_log)
 
     save_checkpoint(ckpt_dir, state(), attempt)
+    report_work((step - reported) * args.batch_size)
     result = {"step": step, "loss": loss, "weight": model.weight.detach().flatten().tolist(),
               "bias": float(model.bias.detach()[0])}
     _atomic_write_bytes(ckpt_dir / "result.json", json.dumps(result).encode())

@@ -87,6 +87,9 @@ class ProviderInfo:
     uri_schemes: tuple[str, ...] = ()
     compute_service: str = ""
     egress_service: str = ""
+    # What a live offer of this provider says about capacity (arbitrage/capacity.py): the API field that makes
+    # the adapter list an offer only while it can be had now; '' when a live offer says nothing about capacity.
+    live_offers_in_stock: str = ""
 
     def __post_init__(self) -> None:
         if not self.id or self.id != self.id.lower():
@@ -168,6 +171,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         multi_node=True, fabrics=("ethernet",),
         # No spot tier (Lambda docs; SkyPilot lambda_cloud.py: 'Spot instances are not supported').
         spot="none",
+        live_offers_in_stock="Lambda API instance-types regions_with_capacity_available",
     ),
     ProviderInfo(
         id="nebius", display_name="Nebius", focus_name="Nebius", tier="specialised", adapter_module=None,
@@ -199,6 +203,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         # Spot (interruptible) pods are rented by bid and stopped when outbid or when an on-demand rental
         # takes the machine, with a 5-second SIGTERM (RunPod docs FAQ).
         spot="bid",
+        live_offers_in_stock="RunPod GraphQL lowestPrice.stockStatus",
     ),
     ProviderInfo(
         id="hyperbolic", display_name="Hyperbolic", focus_name="Hyperbolic", tier="marketplace",
@@ -216,7 +221,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         # Independent hosts with per-host internet; SkyPilot vast.py: MULTI_NODE unsupported.
         multi_node=False, fabrics=(),
         # Interruptible rentals are a bid market: the highest bid (or an on-demand rental) runs, others are
-        # paused (Vast.ai docs 'Rental types'; the adapter prices spot as the median min_bid).
+        # paused (Vast.ai docs 'Rental types'; the adapter prices spot as each listing's min_bid).
         spot="bid",
     ),
     ProviderInfo(

@@ -109,3 +109,40 @@ def test_data_egress_billed_by_its_home_and_outputs_by_the_placement(facts) -> N
     assert other.staging_hours > 0
     cross_region = estimate(replace(spec), Placement(make_offer(region="us-west-2"), 1, spot=False), facts)
     assert cross_region.egress_in_usd == pytest.approx(1000 * 0.02)
+
+
+# -- Intra-node GPU links (intranode.csv) --------------------------------------------------------------
+
+def test_pcie_only_boxes_lose_speed_up_inside_the_node(facts) -> None:
+    """8x H100 PCIe without NVLink used to be costed at full intra-node scaling, like an NVSwitch board."""
+    spec = make_spec()
+    sxm = estimate(spec, Placement(make_offer(), 1, spot=False), facts)
+    pcie_offer = make_offer(provider="vast", instance_type="8x-H100_PCIE", gpu_model="H100-PCIE",
+                            interconnect="none", interconnect_gbps=0.0)
+    pcie = estimate(spec, Placement(pcie_offer, 1, spot=False), facts)
+    assert sxm.intra_node_efficiency == 1.0 and sxm.scaling_efficiency == 1.0
+    rule = facts.intra_node_rule("vast", "8x-H100_PCIE", "H100-PCIE")
+    assert rule is not None and rule.link == "pcie"
+    assert pcie.intra_node_efficiency == pytest.approx(rule.efficiency_per_doubling ** 3)  # 8 GPUs: 3 doublings
+    assert 0.6 < pcie.intra_node_efficiency < 0.95
+    assert pcie.scaling_efficiency == pytest.approx(pcie.intra_node_efficiency)
+    throughput = facts.gpu("H100-PCIE").train_throughput_vs_h100
+    assert pcie.work_hours == pytest.approx(64 / (8 * throughput * pcie.intra_node_efficiency))
+    # one PCIe GPU has nobody to talk to; an H100 NVL pair is bridged by NVLink, four NVLs cross PCIe once
+    one = make_offer(provider="vast", instance_type="1x-H100_PCIE", gpu_model="H100-PCIE", gpus_per_node=1)
+    assert estimate(make_spec(), Placement(one, 1, spot=False), facts).intra_node_efficiency == 1.0
+    assert facts.intra_node_efficiency("runpod", "2x NVIDIA H100 NVL", "H100-NVL", 2) == 1.0
+    nvl = facts.intra_node_rule("runpod", "4x NVIDIA H100 NVL", "H100-NVL")
+    assert facts.intra_node_efficiency("runpod", "4x NVIDIA H100 NVL", "H100-NVL", 4) == pytest.approx(
+        nvl.efficiency_per_doubling)
+
+
+def test_pcie_rules_by_instance_and_by_gpu_model(facts) -> None:
+    # an A100 PCIe box is the A100-80GB model, told apart by its instance type
+    assert facts.intra_node_rule("runpod", "8x NVIDIA A100 80GB PCIe", "A100-80GB").link == "pcie"
+    assert facts.intra_node_rule("runpod", "8x NVIDIA A100-SXM4-80GB", "A100-80GB").link == "nvlink"
+    assert facts.intra_node_rule("azure", "Standard_NC96ads_A100_v4", "A100-80GB").link == "pcie"
+    for gpu in ("L4", "L40S", "A10G", "T4"):
+        assert facts.intra_node_rule("aws", "g6.48xlarge", gpu).link == "pcie"
+    assert facts.intra_node_efficiency("aws", "p4d.24xlarge", "A100", 8) == 1.0
+    assert all(r.source for r in facts.intra_node_rules)

@@ -31,6 +31,10 @@ ENV_ATTEMPT = "GPUARB_ATTEMPT"
 ENV_CHECKPOINT_DIR = "GPUARB_CHECKPOINT_DIR"
 ENV_CHECKPOINT_INTERVAL = "GPUARB_CHECKPOINT_INTERVAL_SECONDS"
 ENV_RESUME = "GPUARB_RESUME"  # "1" when an earlier attempt of the same run may have left a checkpoint
+# A file the job appends JSON lines of work done to, e.g. {"tokens": 123456} (arbitrage.units.parse_metrics). It
+# lives in the checkpoint directory, so it survives restarts; the runner reads it back after each attempt.
+ENV_METRICS = "GPUARB_METRICS"
+METRICS_FILE = "gpuarb-metrics.jsonl"
 
 # Where checkpoints appear inside a cloud cluster (SkyPilot file_mounts / storage mount target).
 CLUSTER_CHECKPOINT_PATH = "/gpuarb/checkpoints"
@@ -83,7 +87,13 @@ def gpuarb_envs(req: LaunchRequest) -> dict[str, str]:
     if req.checkpoint is not None:
         envs[ENV_CHECKPOINT_DIR] = req.checkpoint.mount_path
         envs[ENV_CHECKPOINT_INTERVAL] = str(int(req.checkpoint.interval_minutes * 60))
+        envs[ENV_METRICS] = metrics_path(req.checkpoint)
     return envs
+
+
+def metrics_path(checkpoint: CheckpointPlan) -> str:
+    """Where the job sees its GPUARB_METRICS file: in its checkpoint directory (on the cluster, or local)."""
+    return f"{checkpoint.mount_path.rstrip('/')}/{METRICS_FILE}"
 
 
 def owned_capacity(placement: Placement) -> bool:
@@ -200,3 +210,8 @@ class Backend(Protocol):
 
     def clusters(self) -> list[ClusterInfo]:
         """Clusters this backend knows whose names start with CLUSTER_PREFIX."""
+
+    def not_running(self) -> str | None:
+        """Why ``clusters()`` would have to start something to answer (SkyPilot's local API server is down), in one
+        line; None when it can answer as things are. `gpuarb reap` skips a backend that is not running rather than
+        start a server it would leave behind."""

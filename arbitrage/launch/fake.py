@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from arbitrage.launch.backend import (
+    ENV_METRICS,
     BackendOptions,
     CapacityError,
     ClusterInfo,
@@ -19,6 +20,7 @@ from arbitrage.launch.backend import (
     JobStatus,
     LaunchError,
     LaunchRequest,
+    gpuarb_envs,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +45,8 @@ class FakeBackend:
     scripts: list[list[JobStatus]] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=lambda: ["log line"])
     note: str | None = None  # what accounting_note says
+    # What each launched job appends to its GPUARB_METRICS file (local checkpoints only), e.g. '{"tokens": 1000}\n'
+    metrics: str = ""
     launched: list[LaunchRequest] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     torn_down: list[str] = field(default_factory=list)
@@ -74,6 +78,9 @@ class FakeBackend:
         if itype in self.broken:
             raise LaunchError(f"{itype}: invalid credentials")
         self.launched.append(req)
+        if self.metrics and self.local_checkpoints and req.checkpoint is not None:  # the job reports its work
+            with open(gpuarb_envs(req)[ENV_METRICS], "a", encoding="utf-8") as fh:
+                fh.write(self.metrics)
         return Handle(backend=self.name, cluster_name=req.cluster_name, job_id=str(len(self.launched)))
 
     def status(self, handle: Handle) -> JobStatus:
@@ -99,6 +106,10 @@ class FakeBackend:
             found.append(ClusterInfo(name=req.cluster_name, backend=self.name, status="UP",
                                      job_state=script[0].state if script else None))
         return found
+
+    def not_running(self) -> str | None:
+        """Always answers: nothing to start."""
+        return None
 
     def _script(self, handle: Handle) -> list[JobStatus]:
         return self.scripts[int(handle.job_id or 1) - 1]

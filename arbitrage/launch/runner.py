@@ -3,18 +3,25 @@ tear it down, and record every step in the ledger.
 
 It reads the run's placements back from the ledger, so a detached supervisor in another process and the
 foreground CLI follow one code path. Time and sleep are injected: the lifecycle is testable without waiting.
+While it supervises, a daemon thread writes the supervisor's heartbeat to the ledger (``Heartbeat``), so other
+processes tell a live supervisor from a killed one by the ledger alone. Anything that goes wrong before the backend
+has the job (a read-only checkpoint folder, a backend that cannot start) closes the attempt and fails the run with
+its reason.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from arbitrage import paths
 from arbitrage.costmodel import CostBreakdown, Placement
+from arbitrage.errors import GpuarbError
 from arbitrage.launch.backend import (
     CLUSTER_CHECKPOINT_PATH,
     CLUSTER_PREFIX,
@@ -25,11 +32,13 @@ from arbitrage.launch.backend import (
     JobState,
     LaunchError,
     LaunchRequest,
+    metrics_path,
     owned_capacity,
 )
-from arbitrage.ledger import Ledger, PlacementRow
+from arbitrage.ledger import HEARTBEAT_SECONDS, Ledger, PlacementRow
 from arbitrage.offers import Offer
 from arbitrage.runstate import EventKind, RunState
+from arbitrage.units import parse_metrics
 
 if TYPE_CHECKING:
     from arbitrage.jobspec import JobSpec
@@ -49,6 +58,46 @@ class RunOptions:
     pending_timeout_minutes: float = 30.0  # still not running after this long: no capacity, fail over
     changeover_hours: float = 0.25  # launch + setup + restore before a new instance makes progress (spot policy)
     checkpoint_root: Path | None = None  # local checkpoint directories (local backend) live under it
+    heartbeat_seconds: float = HEARTBEAT_SECONDS  # how often the supervisor's heartbeat is written (0: never)
+
+
+class Heartbeat:
+    """While open, a daemon thread stamps the run's heartbeat (wall clock) in the ledger every ``every`` seconds.
+
+    It writes through a connection of its own, so a backend call that blocks for minutes (a launch) does not stop
+    it, and it dies with the process: a killed supervisor's heartbeat goes stale.
+    """
+
+    def __init__(self, ledger_path: Path, run_id: str, every: float) -> None:
+        self.ledger_path, self.run_id, self.every = ledger_path, run_id, every
+        self.pid = os.getpid()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self, ledger: Ledger) -> bool:
+        """Write one heartbeat now; False when another supervisor has taken the run over."""
+        return ledger.heartbeat(self.run_id, self.pid, datetime.now(timezone.utc))
+
+    def __enter__(self) -> Heartbeat:
+        with Ledger.open(self.ledger_path) as ledger:
+            self.beat(ledger)
+        self._thread = threading.Thread(target=self._loop, name=f"gpuarb-heartbeat-{self.run_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        try:
+            with Ledger.open(self.ledger_path) as ledger:
+                while not self._stop.wait(self.every):
+                    if not self.beat(ledger):
+                        return
+        except Exception:  # a ledger this thread cannot write: the main thread's writes will say why
+            return
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 def placement_row(cost: CostBreakdown) -> dict[str, object]:
@@ -76,6 +125,36 @@ def placement_from_row(row: PlacementRow) -> Placement:
         interconnect="none", interconnect_gbps=0.0, source=row.price_source,  # type: ignore[arg-type]
         as_of=row.price_as_of, price_ref=row.price_ref)
     return Placement(offer, row.nodes, spot=row.spot, preference=row.rank)
+
+
+SPOT_RISK_KEY = "spot_risk"
+
+
+def spot_risk_data(placements: Sequence[CostBreakdown], confidence: float | None,
+                   prior_hours: float) -> dict[str, Any]:
+    """Event data recorded at submission so any supervisor can ask P(meet the deadline on spot) at a preemption:
+    per spot placement rank, the plan's rate and its source, the work as the cost model counts it, the segment,
+    restart and provisioning hours (`spotrisk.SpotRisk`), and the job's deadline confidence."""
+    from arbitrage.spotrisk import SpotRisk
+
+    rows = {}
+    for rank, c in enumerate(placements):
+        if c.placement.spot:
+            rows[str(rank)] = SpotRisk(
+                preemptions_per_hour=c.preemptions_per_hour, restart_hours=c.restart_hours,
+                segment_hours=c.segment_hours, work_hours=c.work_hours + c.checkpoint_hours, nodes=c.placement.nodes,
+                provision_hours=c.provision_hours, source=c.preemption_source, prior_hours=prior_hours).as_dict()
+    return {SPOT_RISK_KEY: {"deadline_confidence": confidence, "placements": rows}}
+
+
+def recorded_spot_risk(ledger: Ledger, run_id: str) -> dict[str, Any] | None:
+    """The spot risk recorded for a run at submission (`spot_risk_data`, in the `planned` event's data), or None
+    for a run recorded without it."""
+    for event in ledger.events(run_id):
+        found = event.data.get(SPOT_RISK_KEY)
+        if isinstance(found, dict) and isinstance(found.get("placements"), dict):
+            return found
+    return None
 
 
 def cluster_name(run_id: str, attempt: int) -> str:
@@ -122,7 +201,9 @@ class Runner:
         self.options = options
         self.say = say
         self.handle: Handle | None = None  # the live attempt, for interrupt handling
+        self._attempt_checkpoint: CheckpointPlan | None = None  # where the live attempt's metrics file is
         self.attempt: int | None = None
+        self._last_verdict = ""  # the last spot verdict's message (spotrisk.spot_verdict), for the attempt's end
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -137,6 +218,8 @@ class Runner:
 
     def _end(self, run_id: str, n: int, outcome: str, message: str, *, kind: str, state: str | None = None,
              restarts: int | None = None) -> None:
+        self._collect_work(run_id, n, self._attempt_checkpoint)  # the work it reported, before its end event
+        self._attempt_checkpoint = None
         self.ledger.end_attempt(run_id, n, outcome, self.clock(), message, kind=kind, run_state=state,
                                 restarts=restarts)
         self._crash_hook(kind)
@@ -154,7 +237,16 @@ class Runner:
     # -- the lifecycle -----------------------------------------------------------------------------
 
     def supervise(self, run_id: str, spec: JobSpec) -> str:
-        """Launch the run's placements in rank order until one runs, watch it to the end; returns the run state."""
+        """Launch the run's placements in rank order until one runs, watch it to the end; returns the run state.
+
+        The run's heartbeat is written all along (RunOptions.heartbeat_seconds).
+        """
+        if self.options.heartbeat_seconds <= 0:
+            return self._supervise(run_id, spec)
+        with Heartbeat(self.ledger.path, run_id, self.options.heartbeat_seconds):
+            return self._supervise(run_id, spec)
+
+    def _supervise(self, run_id: str, spec: JobSpec) -> str:
         rows = self.ledger.placements(run_id)
         ranks = [r.rank for r in rows][: self.options.max_failovers + 1]
         restarts = 0
@@ -194,18 +286,21 @@ class Runner:
             return outcome
 
     def _spot_decision(self, run_id: str, spec: JobSpec, row: PlacementRow) -> str:
-        """Ask the deadline-aware spot policy whether a preempted spot run may stay on spot.
+        """At a preemption: may the spot run stay on spot? Asks the plan's own preemption model, and records why.
 
-        Work left is estimated from the ledger: the placement's expected hours minus the hours attempts ran,
-        plus one checkpoint interval lost per preemption (conservative). No deadline: spot is always fine.
+        With the spot risk recorded at submission (`spot_risk_data`): stay while P(meet the deadline on spot) >=
+        the job's deadline confidence (`spotrisk.spot_verdict`, the plan's rate updated with this run's own
+        preemptions) and the deadline-aware spot policy's safety margin holds (`spotpolicy.decide`: on the public
+        traces the probability alone missed a deadline, see BENCHMARKS.md); the ledger says why either way. A run
+        recorded without the risk asks the spot policy alone. No deadline: spot is always fine.
         """
-        from arbitrage.spotpolicy import SpotState, decide
-
         if spec.deadline is None:
             return "spot"
         run = self.ledger.run(run_id)
         now = self.clock()
         total_hours = spec.deadline.hours_left(run.created_at)
+        from arbitrage.spotpolicy import SpotState, decide, start_spot_margin_hours
+
         interval = (spec.checkpoint.interval_minutes if spec.checkpoint else 60.0) / 60
         attempts = [a for a in self.ledger.attempts(run_id) if a.running_at is not None]
         ran = sum(((a.ended_at or now) - a.running_at).total_seconds() / 3600 for a in attempts  # type: ignore[operator]
@@ -217,7 +312,48 @@ class Runner:
             total_work_hours=row.expected_hours, total_hours=total_hours,
             changeover_hours=self.options.changeover_hours, spot_available=True, mode="wait",
             checkpoint_interval_hours=interval, decision_interval_hours=self.options.poll_seconds / 3600)
-        return decide(state)
+        margin = decide(state)
+        recorded = recorded_spot_risk(self.ledger, run_id)
+        if recorded is None or str(row.rank) not in recorded["placements"]:
+            return margin
+        verdict = self._spot_verdict(run_id, row, recorded, state.hours_to_deadline, now)
+        if verdict == "spot" and margin == "on_demand":  # the probability alone is not the only guard
+            message = (f"deadline at risk: leaving spot for on-demand: the spot policy's safety margin is gone "
+                       f"({state.slack_hours:.2f} h of slack < {start_spot_margin_hours(state):.2f} h, "
+                       "arbitrage/spotpolicy.py)")
+            self._last_verdict = message
+            self._record(run_id, EventKind.NOTE, message)
+            self.say(message)
+        return "spot" if verdict == "spot" and margin != "on_demand" else "on_demand"
+
+    def _spot_verdict(self, run_id: str, row: PlacementRow, recorded: dict[str, Any], hours_to_deadline: float,
+                      now: datetime) -> str:
+        """P(meet the deadline on spot) from the recorded model and this run's attempts; the verdict is a NOTE."""
+        from arbitrage.spotrisk import SpotRisk, spot_verdict
+
+        risk = SpotRisk.from_dict(recorded["placements"][str(row.rank)])
+        rows = {r.rank: r for r in self.ledger.placements(run_id)}
+        attempts = [a for a in self.ledger.attempts(run_id) if a.running_at is not None]
+        ran = preemptions = 0.0
+        spot_hours = 0.0
+        for a in attempts:
+            hours = max(0.0, ((a.ended_at or now) - a.running_at).total_seconds() / 3600)  # type: ignore[operator]
+            ran += hours
+            hit = (a.outcome == "preempted") + max(0, a.restarts)
+            preemptions += hit
+            placed = rows.get(a.rank)
+            if placed is not None and placed.spot:
+                spot_hours += hours * placed.nodes
+        # Work done: hours run, less each attempt's provisioning and, per preemption, a retried segment + restart.
+        done = max(0.0, ran - len(attempts) * risk.provision_hours
+                   - preemptions * (risk.segment_hours + risk.restart_hours))
+        confidence = float(recorded.get("deadline_confidence") or 0.95)
+        verdict = spot_verdict(risk, hours_to_deadline=hours_to_deadline, done_work_hours=done,
+                               preemptions=int(preemptions), spot_instance_hours=spot_hours, confidence=confidence)
+        self._last_verdict = verdict.message
+        self._record(run_id, EventKind.NOTE, verdict.message)
+        self.say(verdict.message)
+        return "spot" if verdict.stay else "on_demand"
 
     def _attempt(self, run_id: str, spec: JobSpec, row: PlacementRow, *, resume: bool) -> str:
         """One launch and watch; returns 'capacity', 'preempted' or the run's final state."""
@@ -225,16 +361,16 @@ class Runner:
         n = self.ledger.start_attempt(run_id, row.rank, lambda k: cluster_name(run_id, k), now)
         name = cluster_name(run_id, n)
         local = self.backend.local_checkpoints
-        ckpt = checkpoint_plan(spec, run_id, backend=self.backend, root=self.options.checkpoint_root)
-        if ckpt is not None and local:
-            Path(ckpt.mount_path).mkdir(parents=True, exist_ok=True)
-        req = LaunchRequest(run_id=run_id, attempt=n, cluster_name=name, spec=spec,
-                            placement=placement_from_row(row), checkpoint=ckpt, resume=resume,
-                            idle_minutes_to_autostop=self.options.idle_minutes_to_autostop)
-        self.say(f"launching attempt {n} on #{row.rank + 1}: {row.label} (${row.usd_per_hour:,.2f}/h, "
-                 f"{row.price_source} price as of {row.price_as_of})")
         self.attempt = n
         try:
+            ckpt = checkpoint_plan(spec, run_id, backend=self.backend, root=self.options.checkpoint_root)
+            if ckpt is not None and local:
+                paths.private_dir(Path(ckpt.mount_path))
+            req = LaunchRequest(run_id=run_id, attempt=n, cluster_name=name, spec=spec,
+                                placement=placement_from_row(row), checkpoint=ckpt, resume=resume,
+                                idle_minutes_to_autostop=self.options.idle_minutes_to_autostop)
+            self.say(f"launching attempt {n} on #{row.rank + 1}: {row.label} (${row.usd_per_hour:,.2f}/h, "
+                     f"{row.price_source} price as of {row.price_as_of})")
             handle = self.backend.launch(req)
         except CapacityError as exc:
             self._end(run_id, n, "no-capacity", _one_line(exc), kind=EventKind.LAUNCH_FAILED)
@@ -246,6 +382,14 @@ class Runner:
             self.say(f"launch failed: {_one_line(exc)}")
             self._teardown_by_name(run_id, name, n)
             return RunState.FAILED
+        except (GpuarbError, OSError, ValueError, RuntimeError) as exc:
+            # Before the backend had the job (a read-only checkpoint folder, a backend that cannot start here):
+            # the attempt is closed and the run fails with the reason, never left launching with spend growing.
+            message = f"launch failed before the job started: {_one_line(exc)}"
+            self._end(run_id, n, "launch-error", message, kind=EventKind.FAILED, state=RunState.FAILED)
+            self.say(message)
+            self._teardown_by_name(run_id, name, n)
+            return RunState.FAILED
         self.handle = handle
         where = "" if ckpt is None else f"; checkpoints in {ckpt.mount_path if local else ckpt.uri}"
         self.ledger.attempt_launched(run_id, n, handle.to_dict(), self.clock(),
@@ -255,9 +399,34 @@ class Runner:
             self._record(run_id, EventKind.RESUMED, "resumed from the last checkpoint", attempt=n)
         else:
             self.ledger.charge_egress(run_id, egress_in_usd=row.egress_in_usd)
+        self._attempt_checkpoint = ckpt  # the job's metrics file is read back before its cluster goes
         result = self._watch(run_id, spec, n, handle, row)
         self.handle = None
         return result
+
+    def _collect_work(self, run_id: str, n: int, ckpt: CheckpointPlan | None) -> None:
+        """Read the job's GPUARB_METRICS file back after an attempt and record the work it reports (its lines are
+        increments; the running totals replace earlier ones). Only where checkpoints are on this machine: a
+        cloud job's file is in its bucket."""
+        if ckpt is None or not self.backend.local_checkpoints:
+            return
+        path = Path(metrics_path(ckpt))
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                done = parse_metrics(fh)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.say(f"warning: cannot read the job's metrics file {path}: {exc.strerror or exc}")
+            return
+        if done.bad_lines:
+            self.say(f"warning: {path}: {done.bad_lines} line(s) are not JSON counts and were skipped "
+                     f"(first: {done.first_bad!r}; expected e.g. {{\"tokens\": 123456}})")
+        if done.reported:
+            self.ledger.set_work(run_id, tokens=done.tokens, tasks=done.tasks)
+            tasks = f", {done.tasks:,.0f} tasks" if done.tasks else ""
+            self._record(run_id, EventKind.NOTE, f"work reported so far: {done.tokens:,.0f} tokens{tasks} "
+                                                 f"({done.lines} metrics lines in {path.name})", attempt=n)
 
     def _teardown_by_name(self, run_id: str, name: str, n: int) -> None:
         """After a failed launch, make sure nothing half-provisioned is left billing."""
@@ -295,7 +464,7 @@ class Runner:
                 recovering = True
                 has_on_demand = any(not r.spot for r in self.ledger.placements(run_id))
                 if row.spot and has_on_demand and self._spot_decision(run_id, spec, row) == "on_demand":
-                    message = "deadline at risk after a preemption: leaving spot for on-demand"
+                    message = self._last_verdict or "deadline at risk after a preemption: leaving spot for on-demand"
                     self.say(message)
                     self._stop(handle)
                     self._end(run_id, n, "switched", message, kind=EventKind.NOTE, state=RunState.RECOVERING,
