@@ -11,7 +11,6 @@ Heavy modules are imported inside the functions, so importing this module costs 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +47,13 @@ Say = Callable[[str], None]
 
 def _quiet(_message: str) -> None:
     """The default ``say``: notices are dropped."""
+
+
+def _hostname() -> str:
+    """This machine's name, as the ledger records supervisors (socket is imported only when a run needs it)."""
+    import socket
+
+    return socket.gethostname()
 
 
 def utcnow() -> datetime:
@@ -684,7 +690,7 @@ def submit_run(prepared: PreparedRun, backend: str, ledger: Ledger) -> str:
         now=prepared.now,
         placements=[placement_row(c) for c in prepared.chosen], tags=spec.tags,
         budget_total_usd=spec.budget.max_total_usd, budget_hourly_usd=spec.budget.max_hourly_usd,
-        supervisor_pid=os.getpid(), supervisor_host=socket.gethostname(), message=f"planned from {prepared.path}",
+        supervisor_pid=os.getpid(), supervisor_host=_hostname(), message=f"planned from {prepared.path}",
         planned_data=risk)
 
 
@@ -708,7 +714,7 @@ def detach_run(ledger: Ledger, run_id: str, backend: str, ray_address: str | Non
     with paths.open_private(log_dir / f"{run_id}.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL if spec_text is None else subprocess.PIPE,
                                 stdout=log, stderr=log, start_new_session=True, close_fds=True)
-    ledger.set_supervisor(run_id, proc.pid, socket.gethostname())
+    ledger.set_supervisor(run_id, proc.pid, _hostname())
     if spec_text is not None and proc.stdin is not None:
         try:
             proc.stdin.write(spec_text.encode("utf-8"))
@@ -782,7 +788,7 @@ def resume_supervision(run_id: str, facts: Facts, *, backend: str, ray_address: 
                          f"{run.supervisor_host or 'this host'} (heartbeat {run.heartbeat_at.isoformat()})")
     text = _spec_with_secrets(run, spec_text)
     spec = parse_jobspec_text(text, facts, run.spec_path)
-    ledger.set_supervisor(run.id, os.getpid(), socket.gethostname())
+    ledger.set_supervisor(run.id, os.getpid(), _hostname())
     runner = make_runner(make_backend(backend, ray_address), ledger, options, say)
     state = supervise_here(runner, run.id, spec, say=say)
     say(f"run {run.id} ended: {state}")
@@ -832,7 +838,7 @@ def supervisor_alive(run: RunRow, now: datetime | None = None) -> bool | None:
         return False
     if run.heartbeat_at is not None:
         return ((now or utcnow()) - run.heartbeat_at).total_seconds() <= HEARTBEAT_STALE_SECONDS
-    if run.supervisor_host and run.supervisor_host != socket.gethostname():
+    if run.supervisor_host and run.supervisor_host != _hostname():
         return None
     try:
         os.kill(run.supervisor_pid, 0)

@@ -23,24 +23,13 @@ from arbitrage import __version__
 from arbitrage.cli import catalog, diff, plan, report, risk, run, runs, spend
 from arbitrage.cli.common import TYPER_SETTINGS
 
-app = typer.Typer(
-    name="gpuarb",
-    help="Multi-cloud GPU arbitrage: price comparison and cheapest-feasible placement for GPU jobs.\n\n"
+_HELP = (
+    "Multi-cloud GPU arbitrage: price comparison and cheapest-feasible placement for GPU jobs.\n\n"
     "Exit codes: 0 ok, 1 error, 2 invalid spec or usage, 3 nothing feasible (or no capacity), 4 over budget\n"
-    "(plan, or stopped by the budget breaker), 5 job failed, 6 cost policy failed (diff), 130 interrupted.",
-    **TYPER_SETTINGS,
-)
-report_app = typer.Typer(
-    name="report",
-    help="Reports a finance partner and an engineer can both read: price comparison and plan with savings, "
-         "as a terminal table, Markdown, CSV, JSON or one self-contained HTML file.",
-    **TYPER_SETTINGS,
-)
-export_app = typer.Typer(
-    name="export",
-    help="Export the run ledger for other tools: `export focus` writes FinOps FOCUS 1.2 cost-and-usage CSV.",
-    **TYPER_SETTINGS,
-)
+    "(plan, or stopped by the budget breaker), 5 job failed, 6 cost policy failed (diff), 130 interrupted.")
+_REPORT_HELP = ("Reports a finance partner and an engineer can both read: price comparison and plan with savings, "
+                "as a terminal table, Markdown, CSV, JSON or one self-contained HTML file.")
+_EXPORT_HELP = "Export the run ledger for other tools: `export focus` writes FinOps FOCUS 1.2 cost-and-usage CSV."
 
 
 def _version(value: bool) -> None:
@@ -49,7 +38,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
@@ -57,18 +45,45 @@ def _root(
     """gpuarb: cheapest feasible GPU placement across clouds."""
 
 
-catalog.register(app)
-plan.register(app)
-diff.register(app)
-risk.register(app)
-run.register(app)
-runs.register(app)
-report.register(app, report_app)
-spend.register(report_app, export_app)
-app.add_typer(report_app, name="report")
-app.add_typer(export_app, name="export")
+def _name(info: typer.models.CommandInfo | typer.models.TyperInfo) -> str:
+    if info.name:
+        return info.name
+    callback = getattr(info, "callback", None)
+    return callback.__name__.replace("_", "-") if callback else ""
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The `gpuarb` app with every command group registered; with ``only``, just the command or group of that
+    name (typer builds a click command for every registered one on each start: `gpuarb plan` need not pay for
+    all twenty). An unknown ``only`` keeps everything, so click lists the commands in its error."""
+    app = typer.Typer(name="gpuarb", help=_HELP, **TYPER_SETTINGS)
+    app.callback()(_root)
+    report_app = typer.Typer(name="report", help=_REPORT_HELP, **TYPER_SETTINGS)
+    export_app = typer.Typer(name="export", help=_EXPORT_HELP, **TYPER_SETTINGS)
+    catalog.register(app)
+    plan.register(app)
+    diff.register(app)
+    risk.register(app)
+    run.register(app)
+    runs.register(app)
+    report.register(app, report_app)
+    spend.register(report_app, export_app)
+    app.add_typer(report_app, name="report")
+    app.add_typer(export_app, name="export")
+    if only:
+        commands = [c for c in app.registered_commands if _name(c) == only]
+        groups = [g for g in app.registered_groups if _name(g) == only]
+        if commands or groups:
+            app.registered_commands, app.registered_groups = commands, groups
+    return app
+
+
+app = build_app()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: only the command asked for is built (see `build_app`)."""
+    import sys
+
+    words = [w for w in sys.argv[1:2] if not w.startswith("-")]
+    build_app(words[0] if words else None)()

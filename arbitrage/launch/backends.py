@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from arbitrage.errors import UsageError
-from arbitrage.launch.backend import Backend, BackendOptions
+
+if TYPE_CHECKING:  # the registry itself stays cheap to import: `--backend` choices are read at CLI start-up
+    from arbitrage.launch.backend import Backend
 
 # name -> (module, class); a new backend is one module implementing Backend plus one line here.
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -33,6 +35,8 @@ def make_backend(name: str, *, state_dir: Path, ray_address: str | None = None,
     ``state_dir`` is gpuarb's data directory; ``progress`` (default: stderr at call time) receives launch progress,
     so results on stdout stay clean.
     """
+    from arbitrage.launch.backend import BackendOptions
+
     cls = backend_class(name)
     options = BackendOptions(data_dir=state_dir, address=ray_address,
                              progress=progress if progress is not None else sys.stderr)
