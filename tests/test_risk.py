@@ -8,23 +8,7 @@ import random
 import pytest
 
 from arbitrage.risk import finish_by, posterior_rate
-
-
-def simulate(rng: random.Random, *, work: float, segment: float, restart: float, rate: float, fixed: float) -> float:
-    """One finish time: segments retried from their start after each Poisson preemption."""
-    t = fixed
-    left = work
-    while left > 1e-12:
-        seg = min(segment, left)
-        while True:
-            hit = rng.expovariate(rate)
-            if hit >= seg:
-                t += seg
-                break
-            t += hit + restart
-        left -= seg
-    return t
-
+from bench.spot import simulate_model as simulate  # the same process the calibration benchmark replays
 
 CASES = [
     # (work h, segment h, restart h, cluster rate /h, fixed h): short, long, no checkpoint, high rate, tiny rate
