@@ -32,7 +32,7 @@ from arbitrage.params import Objective, Source, matches_any, source_or_default
 if TYPE_CHECKING:
     from arbitrage.costmodel import CostBreakdown
     from arbitrage.facts import Facts
-    from arbitrage.jobspec import JobSpec
+    from arbitrage.jobspec import JobSpec, SpecOverrides
     from arbitrage.launch.backend import Backend, ClusterInfo
     from arbitrage.launch.runner import Runner, RunOptions
     from arbitrage.ledger import AttemptRow, Ledger, RunRow
@@ -256,11 +256,13 @@ def provider_sources(facts: Facts, *, refresh: bool = False, say: Say = _quiet,
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def read_spec(path: str, facts: Facts, now: datetime | None = None) -> JobSpec:
-    """A job spec file, validated as of ``now`` (default: the clock): SpecError names file, line and field."""
+def read_spec(path: str, facts: Facts, now: datetime | None = None,
+              overrides: SpecOverrides | None = None) -> JobSpec:
+    """A job spec file (any SkyPilot task), validated as of ``now`` (default: the clock), with `sky launch`-style
+    ``overrides``: SpecError names file, line and field."""
     from arbitrage.specfile import read_jobspec
 
-    return read_jobspec(path, facts, now or utcnow())
+    return read_jobspec(path, facts, now or utcnow(), overrides)
 
 
 def spec_schema() -> dict[str, Any]:
@@ -292,10 +294,10 @@ def plan_offers(spec: JobSpec, offers: Sequence[Offer], facts: Facts, now: datet
 
 
 def plan_job(path: str, facts: Facts, *, source: Source | None = None, objective: Objective = Objective.cost,
-             now: datetime | None = None, say: Say = _quiet) -> PlanOutcome:
+             now: datetime | None = None, say: Say = _quiet, overrides: SpecOverrides | None = None) -> PlanOutcome:
     """`gpuarb plan`: the ranked placements for a job spec file (no exit on infeasible: see `plan_verdict`)."""
     moment = now or utcnow()
-    spec = read_spec(path, facts, moment)
+    spec = read_spec(path, facts, moment, overrides)
     offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
     risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment)
     return PlanOutcome(spec, offers, plan_offers(spec, offers, facts, moment, objective, risk=risk),
@@ -610,14 +612,21 @@ class PreparedRun:
 
 def prepare_run(job: str, facts: Facts, *, backend: str, ray_address: str | None = None,
                 source: Source | None = None, objective: Objective = Objective.cost, max_failovers: int = 3,
-                check_backend: bool = True, say: Say = _quiet) -> PreparedRun:
-    """Plan a job and choose the placements the backend will try (failover list plus the spot fallback)."""
+                check_backend: bool = True, say: Say = _quiet,
+                overrides: SpecOverrides | None = None) -> PreparedRun:
+    """Plan a job and choose the placements the backend will try (failover list plus the spot fallback).
+
+    With ``overrides`` the run keeps the job file as they made it (specfile.overridden_text), so a resumed or
+    detached supervisor reads the same job."""
     from arbitrage.launch.runner import launchable
-    from arbitrage.specfile import parse_jobspec_text, read_spec_text
+    from arbitrage.specfile import overridden_text, parse_jobspec_text, read_spec_text
 
     path = str(Path(job).resolve())
     moment = utcnow()
     spec_text = read_spec_text(job)
+    if overrides:
+        parse_jobspec_text(spec_text, facts, where=job, now=moment, overrides=overrides)  # errors name the file
+        spec_text = overridden_text(spec_text, overrides, job)
     spec = parse_jobspec_text(spec_text, facts, where=job, now=moment)
     offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
     result = plan_offers(spec, offers, facts, moment, objective,
@@ -631,7 +640,8 @@ def prepare_run(job: str, facts: Facts, *, backend: str, ray_address: str | None
     for line in skipped[:5]:
         say(f"skipped: {line}")
     if not chosen:
-        raise NothingFeasible(f"none of the {len(result.placements)} feasible placements can be launched by "
+        raise NothingFeasible(f"none of the {len(result.placements)} feasible placement"
+                              f"{'' if len(result.placements) == 1 else 's'} can be launched by "
                               f"--backend {backend}; nothing launched")
     note = impl.accounting_note(chosen[0])
     if note:
@@ -1182,12 +1192,12 @@ def price_report(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = 
 
 def plan_report(path: str, facts: Facts, *, top: int = 5, source: Source | None = None,
                 objective: Objective = Objective.cost, now: datetime | None = None,
-                say: Say = _quiet) -> tuple[Any, dict[str, Any]]:
+                say: Say = _quiet, overrides: SpecOverrides | None = None) -> tuple[Any, dict[str, Any]]:
     """`report plan`: the plan report (breakdown, rejections, savings vs naive) and the offers' provenance."""
     from arbitrage.report.plan import build_plan_report
 
     moment = now or utcnow()
-    spec = read_spec(path, facts, moment)
+    spec = read_spec(path, facts, moment, overrides)
     offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
     catalog = catalog_provenance(offers)
     return build_plan_report(spec, offers, facts, moment, objective.value, top, catalog), catalog

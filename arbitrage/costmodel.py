@@ -182,7 +182,10 @@ def estimate(spec: JobSpec, placement: Placement, facts: Facts, rate: SpotRate |
     else:
         reference = facts.gpu(spec.work.reference).throughput(spec.workload)
         relative = facts.gpu(offer.gpu_model).throughput(spec.workload) / reference
-        work_hours = spec.work.gpu_hours / (placement.total_gpus * relative * efficiency)
+        if spec.work.wall_hours is not None:  # no work stated: the same wall hours everywhere (cluster $/h ranking)
+            work_hours = spec.work.wall_hours
+        else:
+            work_hours = spec.work.gpu_hours / (placement.total_gpus * relative * efficiency)
 
     if spec.checkpoint is not None:
         segment_hours = min(spec.checkpoint.interval_minutes / 60, work_hours)

@@ -29,6 +29,51 @@ class AcceleratorChoice:
 
 
 @dataclass(frozen=True, slots=True)
+class Candidate:
+    """One SkyPilot resource candidate: an accelerator with the pins of its any_of/ordered entry merged with the
+    shared resource fields as SkyPilot merges them (entry fields win). None: not pinned."""
+
+    accelerator: AcceleratorChoice
+    provider: str | None = None
+    region: str | None = None
+    zone: str | None = None
+    spot: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpecOverrides:
+    """`sky launch`-style command-line overrides of a task (None: keep the file's value), plus the work when the
+    file states none: ``hours`` (wall hours on the first choice) or ``gpu_hours`` on ``reference``."""
+
+    gpus: str | None = None
+    num_nodes: int | None = None
+    use_spot: bool | None = None
+    infra: str | None = None
+    region: str | None = None
+    zone: str | None = None
+    hours: float | None = None
+    gpu_hours: float | None = None
+    reference: str | None = None
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) is not None for name in self.__slots__)
+
+    def describe(self) -> str:
+        """The overrides in command-line words, e.g. '--gpus H100:8 --use-spot'."""
+        words = []
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name == "use_spot":
+                words.append("--use-spot" if value else "--no-use-spot")
+            else:
+                words.append(f"--{name.replace('_', '-')} {value:g}" if isinstance(value, float)
+                             else f"--{name.replace('_', '-')} {value}")
+        return " ".join(words)
+
+
+@dataclass(frozen=True, slots=True)
 class Work:
     """How much work the job is: reference GPU-hours on ``reference`` (an H100 by default), or tokens of a model.
 
@@ -39,9 +84,19 @@ class Work:
     gpu_hours: float
     reference: str
     tokens: TokenWork | None = None
+    # No work stated (a plain SkyPilot task): every placement is costed for this many wall hours, so the plan ranks
+    # by cluster $/h as SkyPilot's optimizer does. None when the work is known.
+    wall_hours: float | None = None
+
+    @property
+    def known(self) -> bool:
+        """False for a task without arbitrage.work (ranked by cluster $/h for ``wall_hours``)."""
+        return self.wall_hours is None
 
     def describe(self, workload: str = "training") -> str:
         """'64 H100 GPU-hours' or '2e+09 output tokens of 70B fp8 (70B class)', for plan headers."""
+        if self.wall_hours is not None:
+            return f"no duration known (ranked by cluster $/h for {self.wall_hours:g} h)"
         if self.tokens is not None:
             return self.tokens.describe(workload)
         return f"{self.gpu_hours:g} {self.reference} GPU-hours"
@@ -125,9 +180,14 @@ class JobSpec:
     tags: dict[str, str] = field(default_factory=dict)
     task: dict[str, Any] = field(default_factory=dict)
     path: str = "<spec>"
+    # Per-candidate pins (any_of/ordered entries with their own infra, region, zone or use_spot); empty when every
+    # candidate shares the spec-wide rules above.
+    candidates: tuple[Candidate, ...] = ()
+    # One-line notes for people: what was assumed or left out (no duration known, egress not counted, k8s infra).
+    notes: tuple[str, ...] = ()
 
 
 __all__ = [
-    "AcceleratorChoice", "Budget", "Checkpoint", "DataLocation", "Deadline", "InterconnectNeed", "JobSpec",
-    "ModelSpec", "SpotPolicy", "TokenWork", "Work",
+    "AcceleratorChoice", "Budget", "Candidate", "Checkpoint", "DataLocation", "Deadline", "InterconnectNeed",
+    "JobSpec", "ModelSpec", "SpecOverrides", "SpotPolicy", "TokenWork", "Work",
 ]

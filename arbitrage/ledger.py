@@ -377,8 +377,8 @@ class Ledger:
                      p["egress_out_usd"], p["price_source"], p["price_as_of"], p["price_ref"]))
             c.executemany("INSERT INTO tags (run_id, key, value) VALUES (?,?,?)",
                           [(run_id, k, str(v)) for k, v in sorted(tags.items())])
-            self._event(c, run_id, None, now, EventKind.PLANNED, f"{len(placements)} feasible placements",
-                        planned_data or {})
+            feasible = f"{len(placements)} feasible placement{'' if len(placements) == 1 else 's'}"
+            self._event(c, run_id, None, now, EventKind.PLANNED, feasible, planned_data or {})
         return run_id
 
     def _event(self, c: sqlite3.Connection, run_id: str, attempt: int | None, now: datetime, kind: EventKind,

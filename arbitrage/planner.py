@@ -21,7 +21,7 @@ from providers.registry import find as find_card
 if TYPE_CHECKING:
     from arbitrage.capacity import CapacityBook
     from arbitrage.facts import Facts
-    from arbitrage.jobspec import JobSpec
+    from arbitrage.jobspec import Candidate, JobSpec
     from arbitrage.spotrisk import RiskBook
 
 Objective = Literal["cost", "time"]
@@ -152,6 +152,9 @@ def offer_rejection(spec: JobSpec, offer: Offer, count: int, facts: Facts | None
 def candidates(spec: JobSpec, offers: Iterable[Offer], rejections: Counter[str],
                facts: Facts | None = None) -> Iterator[Placement]:
     """Every placement allowed by the spec's hard rules; offers ruled out are counted by reason."""
+    if spec.candidates:
+        yield from _pinned_candidates(spec, offers, rejections, facts)
+        return
     for offer in offers:
         rank = next((i for i, a in enumerate(spec.accelerators) if offer.provides(a.name)), None)
         if rank is None:
@@ -169,6 +172,50 @@ def candidates(spec: JobSpec, offers: Iterable[Offer], rejections: Counter[str],
             yield Placement(offer, spec.num_nodes, spot=False, preference=rank)
         if spec.spot != "never" and has_spot:
             yield Placement(offer, spec.num_nodes, spot=True, preference=rank)
+
+
+def _pin_rejection(candidate: Candidate, offer: Offer) -> str | None:
+    """Why one SkyPilot candidate's own pins (provider, region, zone) rule an offer out, or None."""
+    if candidate.accelerator.count != offer.gpus_per_node:
+        return R_GPU_COUNT
+    if candidate.provider is not None and offer.provider != candidate.provider:
+        return R_PROVIDER
+    if candidate.region is not None and not _matches(offer.region, (candidate.region,)):
+        return R_REGION
+    if candidate.zone is not None and (offer.zone or "") != candidate.zone:
+        return R_REGION
+    return None
+
+
+def _pinned_candidates(spec: JobSpec, offers: Iterable[Offer], rejections: Counter[str],
+                       facts: Facts | None = None) -> Iterator[Placement]:
+    """Placements for a spec whose any_of/ordered entries carry their own pins: an offer is a candidate for each
+    entry it matches (accelerator, count, provider, region, zone), in that entry's purchase options (its use_spot,
+    else the spec's spot policy); its preference is the first entry it matches."""
+    policy = {"never": (False,), "always": (True,), "auto": (False, True)}[spec.spot]
+    for offer in offers:
+        entries = [(i, c) for i, c in enumerate(spec.candidates) if offer.provides(c.accelerator.name)]
+        if not entries:
+            continue
+        matched = [(i, c) for i, c in entries if _pin_rejection(c, offer) is None]
+        if not matched:
+            rejections[_pin_rejection(entries[0][1], offer) or R_PROVIDER] += 1
+            continue
+        reason = offer_rejection(spec, offer, offer.gpus_per_node, facts)
+        if reason is not None:
+            rejections[reason] += 1
+            continue
+        options: dict[bool, int] = {}
+        for i, c in matched:
+            for spot in ((c.spot,) if c.spot is not None else policy):
+                options.setdefault(spot, i)
+        priced = {spot: rank for spot, rank in options.items()
+                  if (offer.spot_usd_per_hour if spot else offer.on_demand_usd_per_hour) is not None}
+        if not priced:
+            rejections[R_NO_SPOT if True in options else R_NO_ON_DEMAND] += 1
+        for spot in (False, True):
+            if spot in priced:
+                yield Placement(offer, spec.num_nodes, spot=spot, preference=priced[spot])
 
 
 # Totals equal to this many decimals (of a USD) are the same price: float noise must not decide a tie.

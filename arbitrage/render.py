@@ -226,6 +226,12 @@ def plan_record(plan: Plan, top: int, now: datetime, catalog: dict[str, Any]) ->
             "accelerators": [str(a) for a in spec.accelerators], "ordered": spec.ordered,
             "num_nodes": spec.num_nodes, "work_gpu_hours": spec.work.gpu_hours, "reference": spec.work.reference,
             "work": _work_record(spec),
+            "work_known": spec.work.known,
+            "wall_hours_assumed": spec.work.wall_hours,
+            "data": None if spec.data is None else {"provider": spec.data.provider, "region": spec.data.region or None,
+                                                    "size_gb": spec.data.size_gb, "uri": spec.data.uri},
+            "pins": [{"accelerator": str(c.accelerator), "provider": c.provider, "region": c.region, "zone": c.zone,
+                      "use_spot": c.spot} for c in spec.candidates],
             "spot": spec.spot, "interconnect": spec.interconnect,
             "deadline": None if spec.deadline is None else str(spec.deadline),
             "deadline_hours": _round(plan.deadline_hours),
@@ -234,6 +240,7 @@ def plan_record(plan: Plan, top: int, now: datetime, catalog: dict[str, Any]) ->
             "geo": {"allow": None if spec.geo_allow is None else list(spec.geo_allow), "deny": list(spec.geo_deny)},
             "tags": spec.tags,
         },
+        "notes": list(spec.notes),
         "candidates": plan.candidates,
         "feasible": len(plan.placements),
         "choices": len(plan.choices),
@@ -343,20 +350,31 @@ def plan_rows(rows: Sequence[CostBreakdown | Choice], deadline_hours: float | No
     return out
 
 
+# The compact plan table (readable at 100 columns): rank, where, what, $/h, hours, total; the deadline column with
+# a deadline and the risk column with a spot placement. `--wide` shows every column of _PLAN_HEAD.
+_COMPACT = (0, 1, 2, 3, 4, 5, 6, 7, 11)
+
+
 def plan_table(rows: Sequence[CostBreakdown | Choice], deadline_hours: float | None, title: str,
-               now: datetime | None = None, stale_days: float = DEFAULT_STALE_DAYS):
-    """A rich Table of ranked placements with the cost breakdown and each price's age."""
+               now: datetime | None = None, stale_days: float = DEFAULT_STALE_DAYS, wide: bool = True):
+    """A rich Table of ranked placements with the cost breakdown and each price's age (``wide``), or the compact
+    columns that fit 100 terminal columns."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", header_style="bold")
     units = has_units(rows)
-    for i, head in enumerate(_PLAN_HEAD):
-        table.add_column(head, justify="right" if i == 0 or 6 <= i <= 11 or i == 14 else "left",
-                         no_wrap=1 <= i <= 4)
+    shown = list(range(len(_PLAN_HEAD)))
+    if not wide:
+        shown = list(_COMPACT) + ([12] if deadline_hours is not None else [])
+        if any(c.best.placement.spot for c in _as_choices(rows)):
+            shown.append(15)
+    for i in shown:
+        table.add_column(_PLAN_HEAD[i], justify="right" if i == 0 or 6 <= i <= 11 or i == 14 else "left",
+                         no_wrap=1 <= i <= 4 or 6 <= i <= 11)
     if units:
         table.add_column("$/1M tok", justify="right")
     for row in plan_rows(rows, deadline_hours, now, stale_days, unit_column=units):
-        table.add_row(*row)
+        table.add_row(*([row[i] for i in shown] + list(row[len(_PLAN_HEAD):])))
     return table
 
 
@@ -388,6 +406,9 @@ def explain(b: CostBreakdown, plan: Plan, also_in: Sequence[CostBreakdown] = ())
         lines.append(f"same price also in: {places} (nearest the data first)")
     if b.unit is not None:
         lines += unit_lines(b, plan)
+    elif not spec.work.known:
+        lines.append(f"work: no duration known: {b.work_hours:g} h on every placement, so the ranking is the "
+                     "cluster's $/h (as SkyPilot ranks); give --hours N or --gpu-hours N for a real total")
     else:
         lines.append(f"work: {spec.work.gpu_hours:g} {spec.work.reference} GPU-hours / ({p.total_gpus} GPUs x "
                      f"{b.relative_throughput:.2f} relative throughput x {b.scaling_efficiency:.2f} scaling) = "

@@ -30,12 +30,14 @@ from arbitrage.facts import Facts
 from arbitrage.jobspec import (
     AcceleratorChoice,
     Budget,
+    Candidate,
     Checkpoint,
     DataLocation,
     Deadline,
     InterconnectNeed,
     JobSpec,
     ModelSpec,
+    SpecOverrides,
     SpotPolicy,
     TokenWork,
     Work,
@@ -225,7 +227,8 @@ class GeoModel(_Strict):
 class ArbitrageModel(_Strict):
     """The gpuarb block: work, spot policy, data, deadline, budget and placement rules."""
 
-    work: WorkModel
+    work: WorkModel | None = Field(None, description="The work; without it the plan ranks by cluster $/h for one "
+                                   "hour, as SkyPilot does, and says that no duration is known.")
     workload: Literal["training", "inference"] = "training"
     spot: SpotPolicy | None = None
     checkpoint: CheckpointModel | None = None
@@ -299,8 +302,8 @@ class JobSpecFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="gpuarb job spec")
 
-    name: str = Field(..., min_length=1, max_length=MAX_TEXT)
-    resources: ResourcesModel
+    name: str | None = Field(None, min_length=1, max_length=MAX_TEXT, description="Default: the file's name.")
+    resources: ResourcesModel = Field(default_factory=ResourcesModel)
     num_nodes: int = Field(1, ge=1, le=MAX_NODES, strict=True)
     setup: str | None = None
     run: str | None = None
@@ -317,7 +320,7 @@ class JobSpecFile(BaseModel):
     experimental: Any = None
     pool: Any = None
     job: Any = None
-    arbitrage: ArbitrageModel
+    arbitrage: ArbitrageModel = Field(default_factory=ArbitrageModel)  # type: ignore[arg-type]
 
 
 def json_schema() -> dict[str, Any]:
@@ -375,6 +378,32 @@ def parse_accelerators(value: Any, facts: Facts) -> tuple[tuple[AcceleratorChoic
             raise ValueError("empty list: name at least one GPU")
         return tuple(_one_accelerator(str(v), None, facts) for v in value), True
     raise ValueError(f"expected 'NAME:COUNT', a mapping or a list, got {type(value).__name__}")
+
+
+def parse_accelerator_choices(value: Any, facts: Facts) -> tuple[tuple[AcceleratorChoice, ...], bool, list[str]]:
+    """Like parse_accelerators, but a GPU gpuarb has no facts for, in a mapping or list that names others too, is
+    left out and returned by name (SkyPilot would try it; gpuarb cannot price it) instead of failing the file."""
+    if value is None:
+        raise ValueError("required: gpuarb plans GPU tasks, e.g. 'H100:8' or {H100: 8, A100-80GB: 8} (or give "
+                         "--gpus H100:8)")
+    if (isinstance(value, dict) and len(value) > 1) or (isinstance(value, list) and len(value) > 1):
+        items = list(value.items()) if isinstance(value, dict) else [(v, None) for v in value]
+        kept: list[AcceleratorChoice] = []
+        unknown: list[str] = []
+        for key, count in items:
+            name = str(key).partition(":")[0].strip()
+            if facts.canonical_gpu(name) is None:
+                hint = facts.suggest_gpu(name)
+                unknown.append(_cut(str(key)) + (f" (not {hint})" if hint else ""))
+                continue
+            choice = _one_accelerator(str(key), count, facts)
+            if choice not in kept:
+                kept.append(choice)
+        if not kept:
+            raise ValueError(f"no GPU gpuarb knows among {', '.join(unknown)}")
+        return tuple(kept), isinstance(value, list), unknown
+    choices, ordered = parse_accelerators(value, facts)
+    return choices, ordered, []
 
 
 def _one_accelerator(text: str, count: Any, facts: Facts) -> AcceleratorChoice:
@@ -535,20 +564,36 @@ def _allowed_fields(loc: Path_) -> list[str]:
 # File -> JobSpec.
 # ---------------------------------------------------------------------------------------------
 
-def parse_jobspec_text(text: str, facts: Facts, where: str = "<spec>", now: datetime | None = None) -> JobSpec:
+def parse_jobspec_text(text: str, facts: Facts, where: str = "<spec>", now: datetime | None = None,
+                       overrides: SpecOverrides | None = None) -> JobSpec:
     """Validate a job file's text and build the JobSpec; raises SpecError with file:line: field: msg.
 
     With ``now`` (plan time), an absolute deadline must lie after it and within MAX_HOURS of it; without (a run
-    re-read from the ledger), it is not compared with the clock.
+    re-read from the ledger), it is not compared with the clock. ``overrides`` (`sky launch`-style options) are
+    applied to the file's fields before validation.
     """
     data, lines = load_yaml(text, where)
     if not isinstance(data, dict):
         raise SpecError(f"{where}:1: expected a mapping of SkyPilot task fields, got {type(data).__name__}")
+    if overrides:
+        data = apply_overrides(data, overrides)
     try:
         model = JobSpecFile.model_validate(data, context={"facts": facts})
     except ValidationError as exc:
-        errors = [_format_error(e, where, lines) for e in exc.errors()]
-        raise SpecError("\n".join(errors)) from None
+        found = [(_line_for(tuple(p for p in e["loc"] if isinstance(p, int | str)), lines),
+                  _format_error(e, where, lines)) for e in exc.errors()]
+        resources = data.get("resources")
+        resource_errors = any(e["loc"][:1] == ("resources",) for e in exc.errors())
+        if isinstance(resources, dict) and not resource_errors:  # the GPU and cloud problems too, in the same pass
+            try:
+                _candidates(resources, facts)
+            except _FieldError as err:
+                line = _line_for(err.loc, lines)
+                found.append((line, _one_line(f"{where}:{line}: {'.'.join(map(str, err.loc))}: {err.msg}")))
+            except (TypeError, AttributeError):
+                pass  # a malformed resources block: pydantic's message above says what is wrong
+        found.sort(key=lambda item: item[0])
+        raise SpecError("\n".join(dict.fromkeys(text for _, text in found))) from None
     try:
         spec = _to_jobspec(model, data, facts, where)
         if now is not None and spec.deadline is not None and spec.deadline.at is not None:
@@ -576,30 +621,117 @@ class _FieldError(Exception):
         self.loc, self.msg = loc, msg
 
 
-def _accelerator_sources(res: ResourcesModel) -> list[tuple[Path_, Any]]:
-    if res.ordered is not None or res.any_of is not None:
-        key = "ordered" if res.ordered is not None else "any_of"
-        entries = res.ordered if res.ordered is not None else res.any_of
-        assert entries is not None
-        return [(("resources", key, i, "accelerators"), e.get("accelerators")) for i, e in enumerate(entries)]
-    return [(("resources", "accelerators"), res.accelerators)]
+_INFRA_OWNED = {"k8s": "Kubernetes", "kubernetes": "Kubernetes", "ssh": "SSH node pool"}
+_RESOURCE_ALIASES = {"gpus": "accelerators"}  # SkyPilot's RESOURCE_CONFIG_ALIASES
+
+
+def _resource_entries(resources: dict[str, Any]) -> list[tuple[Path_, dict[str, Any]]]:
+    """SkyPilot's resource candidates: each any_of/ordered entry merged over the shared fields (the entry's own
+    fields win, as sky.Resources.from_yaml_config merges them), or the shared fields alone; with the path of each."""
+    shared = {_RESOURCE_ALIASES.get(k, k): v for k, v in resources.items() if k not in ("any_of", "ordered")}
+    key = "ordered" if resources.get("ordered") is not None else "any_of"
+    entries = resources.get(key)
+    if not isinstance(entries, list) or not entries:
+        return [(("resources",), shared)]
+    merged = []
+    for i, entry in enumerate(entries):
+        own = {_RESOURCE_ALIASES.get(k, k): v for k, v in entry.items()} if isinstance(entry, dict) else {}
+        merged.append((("resources", key, i), {**shared, **own}))
+    return merged
+
+
+def parse_infra(value: str) -> tuple[str, str | None, str | None]:
+    """A SkyPilot infra string -> (cloud, region, zone), as sky.utils.infra_utils.InfraInfo.from_str reads it:
+    'aws', 'aws/us-east-1', 'aws/us-east-1/us-east-1a', '*' for any part; 'k8s'/'kubernetes[/context]' (the
+    context may hold slashes) and 'ssh[/pool]' name owned capacity. ValueError when malformed."""
+    text = value.strip().strip("/")
+    parts = [p.strip() for p in text.split("/")]
+    if not text or "" in parts:
+        raise ValueError(f"infra '{_cut(value)}': expected 'cloud', 'cloud/region' or 'cloud/region/zone'")
+    cloud = parts[0].lower()
+    if cloud in ("k8s", "kubernetes"):
+        return "kubernetes", "/".join(parts[1:]) or None, None
+    if cloud == "ssh":
+        return "ssh", "/".join(parts[1:]) or None, None
+    if len(parts) > 3:
+        raise ValueError(f"infra '{_cut(value)}': expected 'cloud', 'cloud/region' or 'cloud/region/zone'")
+    region = parts[1] if len(parts) > 1 else None
+    zone = parts[2] if len(parts) > 2 else None
+    return cloud, (None if region == "*" else region), (None if zone == "*" else zone)
+
+
+def _pins(loc: Path_, entry: dict[str, Any]) -> tuple[str | None, str | None, str | None, list[str]]:
+    """(provider, region, zone, notes) of one merged resource entry: infra wins over cloud/region/zone."""
+    cloud, region, zone = entry.get("cloud"), entry.get("region"), entry.get("zone")
+    where = (*loc, "cloud")
+    if entry.get("infra") is not None:
+        where = (*loc, "infra")
+        if not isinstance(entry["infra"], str):
+            raise _FieldError(where, f"expected a string like 'aws/us-east-1', got {_short(entry['infra'])}")
+        try:
+            cloud, region, zone = parse_infra(entry["infra"])
+        except ValueError as exc:
+            raise _FieldError(where, str(exc)) from None
+    notes: list[str] = []
+    if cloud is None or str(cloud) == "*":
+        return None, region, zone, notes
+    name = str(cloud).lower()
+    if name in _INFRA_OWNED or name == "kubernetes":
+        kind = _INFRA_OWNED.get(name, "Kubernetes")
+        notes.append(f"{'.'.join(map(str, where))}: {kind} infra is capacity you own: gpuarb prices it only as owned "
+                     "capacity (onprem.yaml, provider onprem); without that file nothing is feasible")
+        return "onprem", None, None, notes
+    if name not in provider_ids():
+        raise _FieldError(where, f"unknown cloud '{cloud}'{_did_you_mean(name, provider_ids())}")
+    return name, (str(region) if region is not None else None), (str(zone) if zone is not None else None), notes
+
+
+def _candidates(raw_resources: dict[str, Any], facts: Facts) -> tuple[list[Candidate], bool, list[str]]:
+    """Every SkyPilot resource candidate (accelerator x entry) with its pins, whether the order is a preference
+    (ordered, or an accelerator list), and notes (accelerators gpuarb has no facts for, owned infra)."""
+    out: list[Candidate] = []
+    notes: list[str] = []
+    ordered = raw_resources.get("ordered") is not None
+    for loc, entry in _resource_entries(raw_resources):
+        provider, region, zone, pin_notes = _pins(loc, entry)
+        notes += [n for n in pin_notes if n not in notes]
+        value = entry.get("accelerators")
+        if isinstance(value, set | frozenset | tuple):
+            value = sorted(map(str, value))
+        try:
+            parsed, is_list, unknown = parse_accelerator_choices(value, facts)
+        except ValueError as exc:
+            raise _FieldError((*loc, "accelerators"), str(exc)) from None
+        if unknown:
+            notes.append(f"{'.'.join(map(str, (*loc, 'accelerators')))}: left out {', '.join(unknown)}: gpuarb has no "
+                         "facts or prices for it")
+        ordered = ordered or is_list
+        spot = entry.get("use_spot")
+        for choice in parsed:
+            candidate = Candidate(choice, provider, region, zone, bool(spot) if spot is not None else None)
+            if candidate not in out:
+                out.append(candidate)
+    return out, ordered, notes
 
 
 def _to_jobspec(model: JobSpecFile, raw: dict[str, Any], facts: Facts, where: str) -> JobSpec:
     res, arb = model.resources, model.arbitrage
-
+    raw_resources = raw.get("resources") if isinstance(raw.get("resources"), dict) else {}
+    if raw_resources.get("any_of") is not None and raw_resources.get("ordered") is not None:
+        raise _FieldError(("resources", "ordered"), "give any_of or ordered, not both (SkyPilot refuses both)")
+    found, ordered, notes = _candidates(raw_resources, facts)
     choices: list[AcceleratorChoice] = []
-    ordered = res.ordered is not None
-    for loc, value in _accelerator_sources(res):
-        try:
-            parsed, is_list = parse_accelerators(value, facts)
-        except ValueError as exc:
-            raise _FieldError(loc, str(exc)) from None
-        ordered = ordered or is_list
-        choices.extend(c for c in parsed if c not in choices)
+    for c in found:
+        if c.accelerator not in choices:
+            choices.append(c.accelerator)
+    pinned = {(c.provider, c.region, c.zone, c.spot) for c in found}
 
     work = arb.work
-    if work.gpu_hours is not None:
+    if work is None:
+        work_record = Work(gpu_hours=0.0, reference=choices[0].name, wall_hours=1.0)
+        notes.insert(0, "no duration known (no arbitrage.work): placements are ranked by cluster $/h for one hour, "
+                        "as SkyPilot does; give --hours N or --gpu-hours N for a total")
+    elif work.gpu_hours is not None:
         reference = choices[0].name
         if work.reference is not None:
             ref = facts.canonical_gpu(work.reference)
@@ -618,47 +750,42 @@ def _to_jobspec(model: JobSpecFile, raw: dict[str, Any], facts: Facts, where: st
     # Providers/regions: the arbitrage block wins; SkyPilot's cloud/infra/region narrow further.
     providers_allow = list(arb.providers.allow) if arb.providers.allow is not None else None
     regions_allow = list(arb.regions.allow) if arb.regions.allow is not None else None
-    sky_cloud, sky_region = res.cloud, res.region
-    if res.infra:
-        parts = res.infra.split("/")
-        sky_cloud = parts[0] or sky_cloud
-        sky_region = parts[1] if len(parts) > 1 and parts[1] else sky_region
-    if sky_cloud:
-        cloud = sky_cloud.lower()
-        if cloud not in provider_ids():
-            raise _FieldError(("resources", "infra" if res.infra else "cloud"),
-                              f"unknown cloud '{sky_cloud}'{_did_you_mean(cloud, provider_ids())}")
-        if providers_allow is not None and not any(fnmatch.fnmatchcase(cloud, p) for p in providers_allow):
-            raise _FieldError(("resources", "infra" if res.infra else "cloud"),
-                              f"cloud '{cloud}' is not in arbitrage.providers.allow")
-        providers_allow = [cloud]
-    if sky_region:
-        regions_allow = [sky_region]
+    candidates: tuple[Candidate, ...] = ()
+    pin_loc: Path_ = ("resources", "infra" if res.infra else "cloud")
+    if len(pinned) == 1:  # one set of pins for every candidate: spec-wide rules, as before
+        cloud, sky_region, sky_zone, _ = next(iter(pinned))
+        if cloud:
+            if providers_allow is not None and not any(fnmatch.fnmatchcase(cloud, p) for p in providers_allow):
+                raise _FieldError(pin_loc, f"cloud '{cloud}' is not in arbitrage.providers.allow")
+            providers_allow = [cloud]
+        if sky_region:
+            regions_allow = [sky_region]
+        if sky_zone:
+            candidates = tuple(found)
+    else:
+        candidates = tuple(found)
+        clouds = {c.provider for c in found}
+        if None not in clouds:
+            allowed = sorted(c for c in clouds if c is not None)
+            if providers_allow is not None:
+                allowed = [c for c in allowed if any(fnmatch.fnmatchcase(c, p) for p in providers_allow)]
+                if not allowed:
+                    raise _FieldError(("resources",), "no candidate's cloud is in arbitrage.providers.allow")
+            providers_allow = allowed
 
     spot: SpotPolicy
+    spots = {c.spot for c in found}
     if arb.spot is not None:
         if res.use_spot is not None and (res.use_spot != (arb.spot != "never")) and arb.spot != "auto":
             raise _FieldError(("arbitrage", "spot"),
                               f"conflicts with resources.use_spot: {str(res.use_spot).lower()}")
         spot = arb.spot
+        if candidates and arb.spot != "auto":  # the block's policy wins over the entries' use_spot
+            candidates = tuple(Candidate(c.accelerator, c.provider, c.region, c.zone, None) for c in candidates)
+    elif len(spots) > 1:
+        spot = "auto"  # entries differ (any_of: [{use_spot: true}, {use_spot: false}]): each keeps its own
     else:
-        spot = "always" if res.use_spot else "never"
-
-    data = None
-    if arb.data is not None:
-        d = arb.data
-        provider = d.provider
-        if provider is None and d.uri and "://" in d.uri:
-            provider = provider_for_scheme(d.uri.split("://", 1)[0])
-        if provider is None:
-            raise _FieldError(("arbitrage", "data", "provider"), "required (could not infer it from the uri)")
-        provider = provider.lower()
-        if provider not in provider_ids():
-            raise _FieldError(("arbitrage", "data", "provider"),
-                              f"unknown provider '{provider}'{_did_you_mean(provider, provider_ids())}")
-        if d.region is None and (d.size_gb > 0 or arb.outputs_gb > 0):
-            raise _FieldError(("arbitrage", "data", "region"), "required when data or outputs are moved")
-        data = DataLocation(provider=provider, region=d.region or "", size_gb=d.size_gb, uri=d.uri)
+        spot = "always" if spots == {True} else "never"
 
     minimums: dict[str, float | None] = {}
     for field_name, value, maximum in (("cpus", res.cpus, MAX_CPUS), ("memory", res.memory, MAX_MEMORY_GB)):
@@ -670,8 +797,10 @@ def _to_jobspec(model: JobSpecFile, raw: dict[str, Any], facts: Facts, where: st
     min_vcpus, min_ram = minimums["cpus"], minimums["memory"]
 
     ckpt = arb.checkpoint
+    data, data_notes = _data_home(arb, raw, where)
+    notes += data_notes
     return JobSpec(
-        name=model.name,
+        name=model.name or _stem(where),
         accelerators=tuple(choices),
         ordered=ordered,
         num_nodes=model.num_nodes,
@@ -697,7 +826,110 @@ def _to_jobspec(model: JobSpecFile, raw: dict[str, Any], facts: Facts, where: st
         tags={k: str(v) for k, v in arb.tags.items()},
         task={k: v for k, v in raw.items() if k != "arbitrage"},
         path=where,
+        candidates=candidates,
+        notes=tuple(notes),
     )
+
+
+# SkyPilot storage `store:` names -> the URI scheme of that object store (sky/data/storage.py StoreType).
+_STORE_SCHEMES = {"s3": "s3", "gcs": "gs", "azure": "az", "r2": "r2", "nebius": "nebius", "oci": "oci", "ibm": "cos"}
+_AZURE_BLOB_URL = re.compile(r"^https://([a-z0-9]{3,24})\.blob\.core\.windows\.net/", re.I)
+_ENV_REF = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+# Cloudflare R2 bills no egress (developers.cloudflare.com/r2/pricing/, "Egress (data transfer to Internet): Free",
+# read 2026-05): data there costs nothing to move out.
+_FREE_EGRESS = {"r2": "Cloudflare R2 bills no egress"}
+
+
+def _bucket_uris(raw: dict[str, Any]) -> list[str]:
+    """Object-store URIs the task mounts or copies (file_mounts strings, storage `source`s, then `store` + `name`
+    buckets), with $VAR / ${VAR} filled in from envs as SkyPilot fills them; local paths are not buckets."""
+    envs = {str(k): "" if v is None else str(v) for k, v in (raw.get("envs") or {}).items()} \
+        if isinstance(raw.get("envs"), dict) else {}
+
+    def fill(text: Any) -> str | None:
+        if not isinstance(text, str):
+            return None
+        filled = _ENV_REF.sub(lambda m: envs.get(m.group(1) or m.group(2), m.group(0)), text.strip())
+        return None if "$" in filled or not filled else filled
+
+    def is_bucket(uri: str) -> bool:
+        return bool(_AZURE_BLOB_URL.match(uri)) or ("://" in uri and not uri.startswith(("http://", "https://",
+                                                                                         "file://")))
+
+    sources: list[str] = []
+    named: list[str] = []
+    mounts = raw.get("file_mounts")
+    for value in (mounts.values() if isinstance(mounts, dict) else ()):
+        if isinstance(value, str):
+            uri = fill(value)
+            if uri and is_bucket(uri):
+                sources.append(uri)
+        elif isinstance(value, dict):
+            given = value.get("source")
+            found = [u for u in map(fill, given if isinstance(given, list) else [given]) if u and is_bucket(u)]
+            sources += found
+            store, name = fill(value.get("store")), fill(value.get("name"))
+            if not found and store and name and store.lower() in _STORE_SCHEMES:
+                named.append(f"{_STORE_SCHEMES[store.lower()]}://{name}")
+    return sources + named
+
+
+def _uri_provider(uri: str) -> tuple[str | None, str]:
+    """(provider id or None, scheme) of an object-store URI; Azure blob URLs are Azure's."""
+    if _AZURE_BLOB_URL.match(uri):
+        return "azure", "https"
+    scheme = uri.split("://", 1)[0].lower()
+    return provider_for_scheme(scheme), scheme
+
+
+def _data_home(arb: ArbitrageModel, raw: dict[str, Any], where: str) -> tuple[DataLocation | None, list[str]]:
+    """The data's home: arbitrage.data when it names the provider (or a uri that does), else the first bucket the
+    task mounts (file_mounts / storage), with arbitrage.data's size and region when given; and notes."""
+    d = arb.data
+    provider = d.provider if d is not None else None
+    if d is not None and provider is None and d.uri and "://" in d.uri:
+        provider = _uri_provider(d.uri)[0]
+    notes: list[str] = []
+    uri = d.uri if d is not None else None
+    from_bucket = False
+    if provider is None:
+        buckets = _bucket_uris(raw)
+        for bucket in buckets:
+            found, scheme = _uri_provider(bucket)
+            if found is not None:
+                provider, uri, from_bucket = found, bucket, True
+                break
+            if scheme in _FREE_EGRESS:
+                notes.append(f"data in {_cut(bucket)}: {_FREE_EGRESS[scheme]}, so moving it costs nothing")
+                return None, notes
+        if provider is None:
+            if d is not None and (d.size_gb > 0 or d.region or d.uri):
+                raise _FieldError(("arbitrage", "data", "provider"), "required (could not infer it from the uri "
+                                                                     "or a bucket in file_mounts)")
+            return None, notes
+    provider = provider.lower()
+    if provider not in provider_ids():
+        raise _FieldError(("arbitrage", "data", "provider"),
+                          f"unknown provider '{provider}'{_did_you_mean(provider, provider_ids())}")
+    size = d.size_gb if d is not None else 0.0
+    region = d.region if d is not None else None
+    if region is None and (size > 0 or arb.outputs_gb > 0):
+        if not from_bucket:
+            raise _FieldError(("arbitrage", "data", "region"), "required when data or outputs are moved")
+        notes.append(f"data in {_cut(uri or provider)} ({provider}): region unknown (set arbitrage.data.region); "
+                     f"every {provider} placement is charged as another region's")
+    if from_bucket and size <= 0:
+        notes.append(f"data in {_cut(uri or provider)} ({provider}): egress is not counted without "
+                     "arbitrage.data.size_gb")
+    return DataLocation(provider=provider, region=region or "", size_gb=size, uri=uri), notes
+
+
+def _stem(where: str) -> str:
+    """A task's name when it gives none: its file name without the extension (SkyPilot leaves it unnamed)."""
+    name = where.replace("\\", "/").rsplit("/", 1)[-1]
+    for ext in (".sky.yaml", ".yaml", ".yml"):
+        name = name.removesuffix(ext)
+    return name or "task"
 
 
 def _token_work(work: WorkModel, workload: str, facts: Facts) -> TokenWork:
@@ -736,14 +968,106 @@ def read_spec_text(path: str) -> str:
         raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def read_jobspec(path: str, facts: Facts, now: datetime | None = None) -> JobSpec:
-    """Read (size-capped) and validate a job file from disk; ``now`` as in parse_jobspec_text."""
-    return parse_jobspec_text(read_spec_text(path), facts, where=path, now=now)
+def read_jobspec(path: str, facts: Facts, now: datetime | None = None,
+                 overrides: SpecOverrides | None = None) -> JobSpec:
+    """Read (size-capped) and validate a job file from disk; ``now`` and ``overrides`` as in parse_jobspec_text."""
+    return parse_jobspec_text(read_spec_text(path), facts, where=path, now=now, overrides=overrides)
+
+
+_PIN_FIELDS = ("infra", "cloud", "region", "zone")
+
+
+def apply_overrides(data: dict[str, Any], ov: SpecOverrides) -> dict[str, Any]:
+    """The task's fields with `sky launch`-style overrides applied as SkyPilot applies them: each one replaces the
+    field in the shared resources and in every any_of/ordered entry (entries left identical are merged); --infra
+    replaces cloud/region/zone; --hours / --gpu-hours set arbitrage.work."""
+    import copy
+
+    out = copy.deepcopy(data)
+    res = out.get("resources")
+    res = dict(res) if isinstance(res, dict) else {}
+    entry_key = "ordered" if res.get("ordered") is not None else "any_of"
+    entries = [dict(e) if isinstance(e, dict) else e for e in (res.get(entry_key) or [])] \
+        if isinstance(res.get(entry_key), list) else None
+
+    def put(field_name: str, value: Any, clears: tuple[str, ...] = ()) -> None:
+        for target in [res, *(e for e in entries or [] if isinstance(e, dict))]:
+            for name in (field_name, *clears):
+                target.pop(name, None)
+        res[field_name] = value
+
+    if ov.gpus is not None:
+        put("accelerators", ov.gpus, ("gpus",))
+    if ov.infra is not None:
+        put("infra", ov.infra, _PIN_FIELDS)
+    if ov.region is not None or ov.zone is not None:
+        cloud, region, zone = None, None, None
+        infra = res.pop("infra", None)
+        if isinstance(infra, str):
+            try:
+                cloud, region, zone = parse_infra(infra)
+            except ValueError:
+                cloud = None
+        region = ov.region if ov.region is not None else region
+        zone = ov.zone if ov.zone is not None else zone
+        if cloud is not None:
+            res["cloud"] = cloud
+        if region is not None:
+            put("region", region)
+        if zone is not None:
+            put("zone", zone)
+    if ov.use_spot is not None:
+        put("use_spot", ov.use_spot)
+        arb = out.get("arbitrage")
+        if isinstance(arb, dict) and arb.get("spot") is not None:
+            out["arbitrage"] = {**arb, "spot": "always" if ov.use_spot else "never"}
+    if entries is not None:
+        unique: list[Any] = []
+        for e in entries:
+            if e not in unique:
+                unique.append(e)
+        if unique == [{}] or not unique:
+            res.pop(entry_key, None)
+        else:
+            res[entry_key] = unique
+    out["resources"] = res
+    if ov.num_nodes is not None:
+        out["num_nodes"] = ov.num_nodes
+    if ov.hours is not None or ov.gpu_hours is not None:
+        arb = dict(out.get("arbitrage") or {}) if isinstance(out.get("arbitrage") or {}, dict) else {}
+        if ov.gpu_hours is not None:
+            arb["work"] = {"gpu_hours": ov.gpu_hours, **({"reference": ov.reference} if ov.reference else {})}
+        else:
+            arb["work"] = {"hours": ov.hours}
+        out["arbitrage"] = arb
+    return out
+
+
+def overridden_text(text: str, ov: SpecOverrides, where: str = "<spec>") -> str:
+    """The job file with ``ov`` applied, as YAML (what a run records and re-reads); ``text`` itself when there are
+    no overrides. Comments are not kept; the first line says which overrides made it."""
+    if not ov:
+        return text
+    data, _ = load_yaml(text, where)
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}:1: expected a mapping of SkyPilot task fields, got {type(data).__name__}")
+    body = yaml.safe_dump(apply_overrides(data, ov), sort_keys=False, allow_unicode=True)
+    return f"# {where} with {_one_line(ov.describe())}\n{body}"
 
 
 __all__ = [
-    "JobSpecFile", "json_schema", "load_yaml", "parse_accelerators", "parse_deadline", "parse_jobspec_text",
-    "read_jobspec", "read_spec_text",
+    "JobSpecFile",
+    "apply_overrides",
+    "json_schema",
+    "load_yaml",
+    "overridden_text",
+    "parse_accelerator_choices",
+    "parse_accelerators",
+    "parse_deadline",
+    "parse_infra",
+    "parse_jobspec_text",
+    "read_jobspec",
+    "read_spec_text",
 ]
 
 

@@ -138,8 +138,8 @@ SPEC_MUTATIONS: list[tuple[str, str]] = [
     ("arbitrage.workload", "gaming"), ("arbitrage.tags", "[a, b]"),
     *[("name", v) for v in ("!!binary aGk=", "''", "[a]", "!!python/name:os.system", "!!set {a}", "!custom x",
                             "'" + "n" * 5000 + "'")],
-    ("arbitrage.unknown_field", "1"), ("resources", "7"), ("arbitrage", "'yes'"), ("arbitrage", "~del"),
-    ("resources", "~del"), ("name", "~del"), ("arbitrage.work", "~del"),
+    # Deleting arbitrage, name or arbitrage.work is valid since issue 14: any SkyPilot task plans (by cluster $/h).
+    ("arbitrage.unknown_field", "1"), ("resources", "7"), ("arbitrage", "'yes'"), ("resources", "~del"),
 ]
 
 
@@ -215,7 +215,8 @@ def spec_problem(spec: Any) -> str | None:
         ("num_nodes", not (isinstance(spec.num_nodes, int) and 1 <= spec.num_nodes <= S.MAX_NODES)),
         ("accelerators", not spec.accelerators or any(not 1 <= a.count <= S.MAX_GPUS_PER_NODE
                                                       for a in spec.accelerators)),
-        ("gpu_hours", bad(spec.work.gpu_hours, 0, S.MAX_GPU_HOURS * S.MAX_GPUS_PER_NODE * S.MAX_NODES)),
+        ("gpu_hours", spec.work.known and spec.work.tokens is None
+         and bad(spec.work.gpu_hours, 0, S.MAX_GPU_HOURS * S.MAX_GPUS_PER_NODE * S.MAX_NODES)),
         ("min_vcpus", bad(spec.min_vcpus, 0, S.MAX_CPUS)),
         ("min_ram_gb", bad(spec.min_ram_gb, 0, S.MAX_MEMORY_GB)),
         ("data.size_gb", spec.data is not None and bad(spec.data.size_gb, 0, S.MAX_DATA_GB, strict=False)),

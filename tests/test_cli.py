@@ -108,7 +108,7 @@ def test_plan_table_explains_the_choice() -> None:
 
 def test_plan_objective_time_is_not_slower() -> None:
     cost = json.loads(run("plan", SPEC, "-f", "json", "--now", NOW).output)["placements"][0]
-    fast = json.loads(run("plan", SPEC, "-f", "json", "--now", NOW, "-o", "time").output)["placements"][0]
+    fast = json.loads(run("plan", SPEC, "-f", "json", "--now", NOW, "--objective", "time").output)["placements"][0]
     assert fast["expected_hours"] <= cost["expected_hours"] and fast["total_usd"] >= cost["total_usd"]
 
 

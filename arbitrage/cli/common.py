@@ -112,4 +112,34 @@ def bounded(low: float, high: float) -> Callable[[float | None], float | None]:
     return check
 TAG_HELP = "Only runs with this tag, key=value (repeatable)."
 
+# `sky launch`'s own words for changing a task from the command line (plan, run, validate, report plan).
+GpusOption = Annotated[str | None, typer.Option("--gpus", help="Accelerators, as sky launch --gpus: H100:8.")]
+NumNodesOption = Annotated[int | None, typer.Option("--num-nodes", min=1, max=1024, help="Nodes (sky launch).")]
+UseSpotOption = Annotated[bool | None, typer.Option("--use-spot/--no-use-spot", help="Spot or on-demand only.",
+                                                    show_default=False)]
+InfraOption = Annotated[str | None, typer.Option("--infra", help="cloud[/region[/zone]], e.g. aws/us-east-1.")]
+RegionOption = Annotated[str | None, typer.Option("--region", help="Region pin (sky launch --region).")]
+ZoneOption = Annotated[str | None, typer.Option("--zone", help="Zone pin (sky launch --zone).")]
+HoursOption = Annotated[float | None, typer.Option(
+    "--hours", help="Work: wall hours on the first accelerator choice (when the file states none).",
+    callback=bounded(1e-6, 87_600.0))]
+GpuHoursOption = Annotated[float | None, typer.Option(
+    "--gpu-hours", help="Work: GPU-hours on --reference (default: the first choice).", callback=bounded(1e-6, 1e8))]
+ReferenceOption = Annotated[str | None, typer.Option("--reference", help="The GPU --gpu-hours were measured on.")]
+
+
+def overrides_of(gpus: str | None = None, num_nodes: int | None = None, use_spot: bool | None = None,
+                 infra: str | None = None, region: str | None = None, zone: str | None = None,
+                 hours: float | None = None, gpu_hours: float | None = None, reference: str | None = None) -> Any:
+    """The SpecOverrides of the `sky launch`-style options (None when none was given); UsageError on a clash."""
+    from arbitrage.errors import UsageError
+    from arbitrage.jobspec import SpecOverrides
+
+    if hours is not None and gpu_hours is not None:
+        raise UsageError("give --hours or --gpu-hours, not both")
+    if reference is not None and gpu_hours is None:
+        raise UsageError("--reference goes with --gpu-hours")
+    found = SpecOverrides(gpus, num_nodes, use_spot, infra, region, zone, hours, gpu_hours, reference)
+    return found or None
+
 __all__ = ["Objective", "Source"]

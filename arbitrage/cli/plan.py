@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import re
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
 from arbitrage import app as usecases
 from arbitrage.cli.common import (
+    GpuHoursOption,
+    GpusOption,
+    HoursOption,
+    InfraOption,
+    NumNodesOption,
     Objective,
     ObjectiveHelp,
+    ReferenceOption,
+    RegionOption,
     SourceOption,
     TableOrJson,
     TableOrJsonOption,
+    UseSpotOption,
+    ZoneOption,
     console,
     guarded,
+    overrides_of,
     say,
 )
 from arbitrage.errors import SpecError
@@ -23,12 +35,24 @@ from arbitrage.params import MAX_ROWS
 
 @guarded
 def plan(
-    job: Annotated[str, typer.Argument(help="Job spec YAML (a SkyPilot task with an `arbitrage:` block).")],
+    job: Annotated[str, typer.Argument(help="Job spec YAML: any SkyPilot task, with or without an `arbitrage:` "
+                                            "block.")],
     top: Annotated[int, typer.Option("--top", "-t", min=0, max=MAX_ROWS, help="Placements to show (0 = all).")] = 5,
     fmt: TableOrJsonOption = TableOrJson.table,
-    objective: Annotated[Objective, typer.Option("--objective", "-o", case_sensitive=False,
+    objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False,
                                                  help=ObjectiveHelp)] = Objective.cost,
     source: SourceOption = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column (compute, preemption, egress, fabric, age, "
+                                                      "risk); default: a table that fits 100 columns.")] = False,
+    gpus: GpusOption = None,
+    num_nodes: NumNodesOption = None,
+    use_spot: UseSpotOption = None,
+    infra: InfraOption = None,
+    region: RegionOption = None,
+    zone: ZoneOption = None,
+    hours: HoursOption = None,
+    gpu_hours: GpuHoursOption = None,
+    reference: ReferenceOption = None,
     now: Annotated[str | None, typer.Option("--now", help="Plan as of this ISO-8601 time (default: now).",
                                             hidden=True)] = None,
 ) -> None:
@@ -37,19 +61,20 @@ def plan(
     from arbitrage.params import parse_now
 
     facts = usecases.load_facts()
+    overrides = overrides_of(gpus, num_nodes, use_spot, infra, region, zone, hours, gpu_hours, reference)
     outcome = usecases.plan_job(job, facts, source=source, objective=objective,
-                                now=parse_now(now, usecases.utcnow()), say=say)
+                                now=parse_now(now, usecases.utcnow()), say=say, overrides=overrides)
     if fmt is TableOrJson.json:
         typer.echo(render.plan_json(outcome.plan, top, outcome.now, outcome.catalog))
     else:
-        _print_plan_table(outcome.plan, top, outcome.catalog)
+        _print_plan_table(outcome.plan, top, outcome.catalog, wide)
     verdict = usecases.plan_verdict(outcome.plan, over_budget="best plan is over budget: {total} expected, {hourly}/h",
                                     infeasible="no feasible placement (see the rejection reasons)")
     if verdict is not None:
         raise verdict
 
 
-def _print_plan_table(result: Any, top: int, catalog: dict[str, Any]) -> None:
+def _print_plan_table(result: Any, top: int, catalog: dict[str, Any], wide: bool = False) -> None:
     """The ranked table (rich), then the explanation, rejections and provenance as plain lines."""
     from arbitrage import render
 
@@ -61,18 +86,22 @@ def _print_plan_table(result: Any, top: int, catalog: dict[str, Any]) -> None:
     when, stale = result.now, result.stale_days
     choices = result.choices[:top] if top else result.choices
     if shown:
+        hours_note = ("hours are expected wall time" if spec.work.known
+                      else "NO DURATION KNOWN: totals are for one hour, ranked by cluster $/h")
         console().print(render.plan_table(choices, result.deadline_hours,
                                           f"{head}\n{len(result.placements)} feasible of {result.candidates} "
-                                          f"candidates, {len(result.choices)} distinct choices (USD; hours are "
-                                          f"expected wall time; +N regions: same price elsewhere)", when, stale))
+                                          f"candidates, {len(result.choices)} distinct choice"
+                                          f"{'' if len(result.choices) == 1 else 's'} (USD; {hours_note}; "
+                                          f"+N regions: same price elsewhere)", when, stale, wide=wide))
         lines += ["Why #1:", *(f"  {line}" for line in render.explain(choices[0].best, result,
                                                                          choices[0].also_in))]
     elif result.over_budget:
         console().print(render.plan_table(result.over_budget_choices[: top or None], result.deadline_hours,
                                           f"{head}\nNOTHING within budget; cheapest over-budget placements:",
-                                          when, stale))
+                                          when, stale, wide=wide))
     else:
         lines += [head, f"No feasible placement among {result.candidates} candidates."]
+    lines += [f"Note: {note}" for note in spec.notes]
     if result.rejections:
         lines += ["Rejected:", *render.rejection_lines(result)]
     if result.capacity_note:
@@ -81,32 +110,76 @@ def _print_plan_table(result: Any, top: int, catalog: dict[str, Any]) -> None:
     typer.echo("\n".join(lines))
 
 
+class SchemaFormat(str, Enum):
+    """`gpuarb schema` prints one document: JSON."""
+
+    json = "json"
+
+
 @guarded
-def schema() -> None:
+def schema(
+    fmt: Annotated[SchemaFormat, typer.Option("--format", "-f", case_sensitive=False)] = SchemaFormat.json,
+) -> None:
     """Print the JSON Schema of job spec files (for editors and CI linting)."""
     import json
 
     typer.echo(json.dumps(usecases.spec_schema(), indent=2))
 
 
+_PROBLEM = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<field>[^:]+): (?P<message>.*)$")
+
+
 @guarded
 def validate(
-    jobs: Annotated[list[str], typer.Argument(help="Job spec YAML files.")],
+    jobs: Annotated[list[str], typer.Argument(help="Job spec YAML files (any SkyPilot task).")],
+    fmt: TableOrJsonOption = TableOrJson.table,
+    gpus: GpusOption = None,
+    num_nodes: NumNodesOption = None,
+    use_spot: UseSpotOption = None,
+    infra: InfraOption = None,
+    region: RegionOption = None,
+    zone: ZoneOption = None,
+    hours: HoursOption = None,
+    gpu_hours: GpuHoursOption = None,
+    reference: ReferenceOption = None,
 ) -> None:
-    """Check job specs and report every problem as file:line: field: message."""
+    """Check job specs and report every problem of each file at once, by line, as file:line: field: message."""
+    import json
+
     facts = usecases.load_facts()
+    overrides = overrides_of(gpus, num_nodes, use_spot, infra, region, zone, hours, gpu_hours, reference)
     failed = False
+    records: list[dict[str, Any]] = []
     for path in jobs:
         try:
-            spec = usecases.read_spec(path, facts)
+            spec = usecases.read_spec(path, facts, overrides=overrides)
         except SpecError as exc:
             failed = True
-            for line in str(exc).splitlines():
-                typer.echo(line, err=True)
+            problems = str(exc).splitlines()
+            records.append({"file": path, "ok": False, "problems": [_problem(line) for line in problems]})
+            if fmt is TableOrJson.table:
+                for line in problems:
+                    typer.echo(line, err=True)
             continue
-        typer.echo(f"{path}: ok ({spec.name}: {', '.join(map(str, spec.accelerators))} x {spec.num_nodes})")
+        records.append({"file": path, "ok": True, "name": spec.name,
+                        "accelerators": [str(a) for a in spec.accelerators], "num_nodes": spec.num_nodes,
+                        "work_known": spec.work.known, "notes": list(spec.notes), "problems": []})
+        if fmt is TableOrJson.table:
+            typer.echo(f"{path}: ok ({spec.name}: {', '.join(map(str, spec.accelerators))} x {spec.num_nodes})")
+            for note in spec.notes:
+                typer.echo(f"{path}: note: {note}")
+    if fmt is TableOrJson.json:
+        typer.echo(json.dumps(records, indent=2))
     if failed:
         raise SpecError("")  # every problem is printed above
+
+
+def _problem(line: str) -> dict[str, Any]:
+    """One 'file:line: field: message' line as a record (line and field None where the line has none)."""
+    match = _PROBLEM.match(line)
+    if match is None:
+        return {"line": None, "field": None, "message": line}
+    return {"line": int(match["line"]), "field": match["field"], "message": match["message"]}
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,25 @@ from typing import Annotated, Any
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import Objective, ObjectiveHelp, SourceOption, bounded, console, guarded, say
+from arbitrage.cli.common import (
+    GpuHoursOption,
+    GpusOption,
+    HoursOption,
+    InfraOption,
+    NumNodesOption,
+    Objective,
+    ObjectiveHelp,
+    ReferenceOption,
+    RegionOption,
+    SourceOption,
+    UseSpotOption,
+    ZoneOption,
+    bounded,
+    console,
+    guarded,
+    overrides_of,
+    say,
+)
 from arbitrage.params import MAX_GPUS_PER_NODE, MAX_ROWS
 
 
@@ -166,13 +184,23 @@ def _render_prices(report: Any, fmt: str, stamp: str, note: str) -> tuple[str | 
 
 @guarded
 def report_plan(
-    job: Annotated[str, typer.Argument(help="Job spec YAML (a SkyPilot task with an `arbitrage:` block).")],
+    job: Annotated[str, typer.Argument(help="Job spec YAML: any SkyPilot task, with or without an `arbitrage:` "
+                                            "block.")],
     top: Annotated[int, typer.Option("--top", "-t", min=0, max=MAX_ROWS, help="Placements to show (0 = all).")] = 5,
     objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False,
                                                  help=ObjectiveHelp)] = Objective.cost,
     out: _OUT = None,
     fmt: _FORMAT = None,
     source: SourceOption = None,
+    gpus: GpusOption = None,
+    num_nodes: NumNodesOption = None,
+    use_spot: UseSpotOption = None,
+    infra: InfraOption = None,
+    region: RegionOption = None,
+    zone: ZoneOption = None,
+    hours: HoursOption = None,
+    gpu_hours: GpuHoursOption = None,
+    reference: ReferenceOption = None,
     now: _NOW = None,
 ) -> None:
     """The plan with the cost breakdown per placement (compute, preemption, egress), what was rejected and why,
@@ -187,8 +215,9 @@ def report_plan(
     facts = usecases.load_facts()
     moment = parse_now(now, usecases.utcnow())
     with progress("Fetching prices", total=3) as step:
+        overrides = overrides_of(gpus, num_nodes, use_spot, infra, region, zone, hours, gpu_hours, reference)
         report, catalog = usecases.plan_report(job, facts, top=top, source=source, objective=objective, now=moment,
-                                               say=say)
+                                               say=say, overrides=overrides)
         step(description=f"Rendering {chosen}")
         text, renderables = _render_plan(report, chosen, provenance_line(catalog))
         step()

@@ -16,12 +16,22 @@ from arbitrage import app as usecases
 from arbitrage.cli.common import (
     DEFAULT_BACKEND,
     BackendChoice,
+    GpuHoursOption,
+    GpusOption,
+    HoursOption,
+    InfraOption,
+    NumNodesOption,
     Objective,
+    ReferenceOption,
+    RegionOption,
     SourceOption,
     TableOrJson,
     TableOrJsonOption,
+    UseSpotOption,
+    ZoneOption,
     bounded,
     guarded,
+    overrides_of,
     say,
 )
 from arbitrage.params import MAX_FAILOVERS, MAX_PENDING_MINUTES, MAX_RESTARTS, POLL_SECONDS
@@ -42,7 +52,8 @@ def _confirm_teardown(cluster: str) -> bool:
 
 @guarded
 def run(
-    job: Annotated[str, typer.Argument(help="Job spec YAML (a SkyPilot task with an `arbitrage:` block).")],
+    job: Annotated[str, typer.Argument(help="Job spec YAML: any SkyPilot task, with or without an `arbitrage:` "
+                                            "block.")],
     backend: Annotated[BackendChoice, typer.Option("--backend", "-b", case_sensitive=False,
                                                    help=BACKEND_HELP)] = DEFAULT_BACKEND,
     ray_address: Annotated[str | None, typer.Option("--ray-address",
@@ -61,15 +72,27 @@ def run(
                                                    help="Minutes a launch may stay pending (no capacity) "
                                                         "before failing over.")] = 30.0,
     poll_seconds: Annotated[float, typer.Option("--poll-seconds", callback=_POLL, hidden=True)] = 10.0,
-    objective: Annotated[Objective, typer.Option("--objective", "-o", case_sensitive=False,
+    objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False,
                                                  help="cost or time (as in `plan`).")] = Objective.cost,
     source: SourceOption = None,
     fmt: TableOrJsonOption = TableOrJson.table,
+    gpus: GpusOption = None,
+    num_nodes: NumNodesOption = None,
+    use_spot: UseSpotOption = None,
+    infra: InfraOption = None,
+    region: RegionOption = None,
+    zone: ZoneOption = None,
+    hours: HoursOption = None,
+    gpu_hours: GpuHoursOption = None,
+    reference: ReferenceOption = None,
 ) -> None:
     """Plan a job and run it on the cheapest feasible placement, with failover, budget breaker and teardown."""
+    overrides = overrides_of(gpus, num_nodes, use_spot, infra, region, zone, hours, gpu_hours, reference)
     prepared = usecases.prepare_run(job, usecases.load_facts(), backend=backend.value, ray_address=ray_address,
                                     source=source, objective=objective, max_failovers=max_failovers,
-                                    check_backend=not dry_run, say=say)
+                                    check_backend=not dry_run, say=say, overrides=overrides)
+    for note in prepared.spec.notes:
+        say(f"note: {note}")
     if dry_run:
         shown = usecases.dry_run(prepared)
         if fmt is TableOrJson.json:

@@ -58,7 +58,7 @@ _REJECTED_FIELDS = {
 # Resource fields that choose the placement: gpuarb decides these, so the user's values never reach SkyPilot.
 _PLACEMENT_RESOURCE_FIELDS = frozenset({
     "cloud", "region", "zone", "infra", "accelerators", "instance_type", "use_spot", "cpus", "memory",
-    "any_of", "ordered", "autostop", "job_recovery",
+    "any_of", "ordered", "autostop", "job_recovery", "spot_recovery", "gpus",
 })
 
 # Managed-job recovery for spot: FAILOVER retries the pinned region first after a preemption
@@ -323,7 +323,9 @@ def _resources(req: LaunchRequest, sky_pin: SkyPin) -> dict[str, Any]:
     res["use_spot"] = req.placement.spot
     res.update(_user_resource_fields(req))
     if launch_mode(req) == "managed":
-        user_recovery = (req.spec.task.get("resources") or {}).get("job_recovery")
+        user_resources = req.spec.task.get("resources") or {}
+        # spot_recovery is SkyPilot's older name for job_recovery (sky/resources.py still reads it).
+        user_recovery = user_resources.get("job_recovery") or user_resources.get("spot_recovery")
         recovery = dict(DEFAULT_JOB_RECOVERY)
         if isinstance(user_recovery, str):
             recovery["strategy"] = user_recovery
