@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from arbitrage.offers import Offer
+from arbitrage.params import matches_any
 
 if TYPE_CHECKING:
     from arbitrage.facts import Facts
@@ -27,7 +27,7 @@ class OfferQuery:
 
 
 def _glob_any(value: str, patterns: tuple[str, ...]) -> bool:
-    return not patterns or any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
+    return not patterns or matches_any(value, patterns)
 
 
 def offer_place(offer: Offer, facts: Facts | None = None) -> tuple[str, str]:

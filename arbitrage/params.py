@@ -9,7 +9,7 @@ No I/O; the environment and the clock come in as arguments.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -148,8 +148,9 @@ def check_providers(patterns: Sequence[str]) -> tuple[str, ...]:
     return tuple(patterns)
 
 
-def matches_any(name: str, patterns: Sequence[str]) -> bool:
-    """True when a provider id matches one of the (case-insensitive) globs."""
+def matches_any(value: str, patterns: Iterable[str]) -> bool:
+    """True when a provider id, region... matches one of the globs, case-insensitively (the one glob rule for
+    --provider/--region options and the job spec's allow/deny lists)."""
     import fnmatch
 
-    return any(fnmatch.fnmatchcase(name, p.lower()) for p in patterns)
+    return any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)

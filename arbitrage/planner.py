@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from arbitrage.catalog import offer_place as place
 from arbitrage.costmodel import CostBreakdown, Placement, deadline_probability, estimate
 from arbitrage.geo import geo_matches, locate
 from arbitrage.offers import Offer
+from arbitrage.params import matches_any
 from arbitrage.rightsize import RightSize, right_size
 from providers.registry import find as find_card
 
@@ -97,10 +97,6 @@ class Plan:
         return group_choices(self.over_budget)
 
 
-def _matches(value: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
-
-
 def forms_clusters(offer: Offer) -> bool:
     """True when the offer's nodes can form one multi-node cluster: its provider's card says the provider forms
     multi-node clusters and the offer's node-to-node fabric is one the card lists (a single-host fabric 'none'
@@ -122,14 +118,14 @@ def offer_rejection(spec: JobSpec, offer: Offer, count: int, facts: Facts | None
         return R_GPU_COUNT
     if spec.min_gpu_memory_gb is not None and offer.gpu_memory_gb < spec.min_gpu_memory_gb:
         return R_GPU_MEMORY
-    if spec.providers_allow is not None and not _matches(offer.provider, spec.providers_allow):
+    if spec.providers_allow is not None and not matches_any(offer.provider, spec.providers_allow):
         return R_PROVIDER
-    if _matches(offer.provider, spec.providers_deny):
+    if matches_any(offer.provider, spec.providers_deny):
         return R_PROVIDER
-    if spec.regions_allow is not None and not (_matches(offer.region, spec.regions_allow)
+    if spec.regions_allow is not None and not (matches_any(offer.region, spec.regions_allow)
                                                and place(offer, facts)[0]):
         return R_REGION
-    if _matches(offer.region, spec.regions_deny):
+    if matches_any(offer.region, spec.regions_deny):
         return R_REGION
     if spec.geo_allow is not None or spec.geo_deny:
         country, continent = place(offer, facts)
@@ -180,7 +176,7 @@ def _pin_rejection(candidate: Candidate, offer: Offer) -> str | None:
         return R_GPU_COUNT
     if candidate.provider is not None and offer.provider != candidate.provider:
         return R_PROVIDER
-    if candidate.region is not None and not _matches(offer.region, (candidate.region,)):
+    if candidate.region is not None and not matches_any(offer.region, (candidate.region,)):
         return R_REGION
     if candidate.zone is not None and (offer.zone or "") != candidate.zone:
         return R_REGION

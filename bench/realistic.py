@@ -57,7 +57,7 @@ def check_job(path: Path, facts: object | None = None, offers: list | None = Non
     card = find(o.provider)
     if p.nodes > 1 and (card is None or not card.multi_node):
         problems.append(f"#1 is {p.nodes} nodes on {o.provider}, which cannot form clusters")
-    geo = getattr(spec, "geo_allow", None)
+    geo = spec.geo_allow
     if geo:
         from arbitrage.geo import geo_matches
 
