@@ -1,4 +1,8 @@
-"""What a run has cost so far: billed hours of each launch attempt x its placement's price, plus egress charged.
+"""What a run has cost so far: billed hours of each launch attempt x its price, plus egress charged.
+
+An attempt's price is what the backend launched at when it recorded one (``launched_usd_per_hour`` in the
+handle's detail: SkyPilot's price for the zone and instance it really chose, where gpuarb's pin leaves it a choice),
+else the planned placement's price.
 
 Pure: no I/O and no clock; records and ``now`` come in as arguments. It works over anything shaped like the
 ledger's rows (an attempt's start/end, a placement's rank and cluster price), so the ledger stays storage only
@@ -7,9 +11,16 @@ and the spend report, the FOCUS export and the runner's budget breaker all bill 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+# Handle.detail keys a backend fills after a launch (strings, as every detail value): where it launched and the
+# whole cluster's USD per hour there, with where that price came from.
+LAUNCHED_USD_PER_HOUR = "launched_usd_per_hour"
+LAUNCHED_PRICE_FROM = "launched_price_from"
+LAUNCHED_WHERE = "launched_where"
 
 
 class BilledAttempt(Protocol):
@@ -23,6 +34,9 @@ class BilledAttempt(Protocol):
 
     @property
     def ended_at(self) -> datetime | None: ...
+
+    @property
+    def handle(self) -> Mapping[str, Any] | None: ...
 
 
 class PricedPlacement(Protocol):
@@ -38,9 +52,24 @@ def attempt_hours(attempt: BilledAttempt, now: datetime) -> float:
     return max(0.0, (end - attempt.started_at).total_seconds() / 3600)
 
 
+def launched_usd_per_hour(handle: Mapping[str, Any] | None) -> float | None:
+    """The cluster's USD per hour the backend recorded at launch, or None (not recorded, or not a sane price)."""
+    detail = (handle or {}).get("detail") or {}
+    try:
+        price = float(detail.get(LAUNCHED_USD_PER_HOUR, ""))
+    except (TypeError, ValueError):
+        return None
+    return price if math.isfinite(price) and price > 0 else None
+
+
+def attempt_usd_per_hour(attempt: BilledAttempt, placement: PricedPlacement) -> float:
+    """The whole cluster's USD per hour one attempt is billed at: the launched price, else the planned one."""
+    return launched_usd_per_hour(attempt.handle) or placement.usd_per_hour
+
+
 def attempt_cost_usd(attempt: BilledAttempt, placement: PricedPlacement, now: datetime) -> float:
-    """Compute billed for one attempt: hours from launch to end (or now) x the cluster's USD per hour."""
-    return attempt_hours(attempt, now) * placement.usd_per_hour
+    """Compute billed for one attempt: hours from launch to end (or now) x its cluster USD per hour."""
+    return attempt_hours(attempt, now) * attempt_usd_per_hour(attempt, placement)
 
 
 def spent_usd(attempts: Iterable[BilledAttempt], placements: Mapping[int, PricedPlacement], now: datetime, *,

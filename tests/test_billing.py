@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from conftest import NOW
 
-from arbitrage.billing import attempt_cost_usd, attempt_hours, spent_usd
+from arbitrage.billing import attempt_cost_usd, attempt_hours, launched_usd_per_hour, spent_usd
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class Attempt:
     rank: int
     started_at: datetime
     ended_at: datetime | None = None
+    handle: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,3 +69,23 @@ def test_the_ledger_bills_through_the_same_rule(tmp_path) -> None:
         rows = {p.rank: p for p in ledger.placements(run_id)}
         expected = spent_usd(ledger.attempts(run_id), rows, later, egress_out_usd=1.25)
         assert ledger.spent_usd(run_id, later) == expected == pytest.approx(2 * 98.32 + 1.25)
+
+
+def _launched(price: object) -> dict[str, Any]:
+    return {"backend": "skypilot", "cluster_name": "c", "detail": {"launched_usd_per_hour": price}}
+
+
+def test_an_attempt_is_billed_at_the_price_it_launched_at_where_the_backend_recorded_one() -> None:
+    # planned at $40/h; SkyPilot chose another zone of the region at $44/h: the hour costs $44
+    hour = Attempt(0, NOW, NOW + timedelta(hours=1), _launched("44.0"))
+    assert attempt_cost_usd(hour, Price(40.0), NOW) == pytest.approx(44.0)
+    assert spent_usd([hour, Attempt(0, NOW, NOW + timedelta(hours=1))], {0: Price(40.0)}, NOW) == pytest.approx(84.0)
+
+
+@pytest.mark.parametrize("price", [None, "", "abc", "nan", "inf", "-3", "0", 12])
+def test_a_missing_or_insane_launched_price_falls_back_to_the_planned_one(price: object) -> None:
+    expected = 12.0 if price == 12 else None
+    assert launched_usd_per_hour(_launched(price)) == expected
+    hour = Attempt(0, NOW, NOW + timedelta(hours=1), _launched(price))
+    assert attempt_cost_usd(hour, Price(40.0), NOW) == pytest.approx(expected or 40.0)
+    assert launched_usd_per_hour(None) is None and launched_usd_per_hour({"detail": None}) is None

@@ -71,6 +71,24 @@ def test_success_tears_down_and_records_cost(tmp_path, facts):
     assert ledger.check() == []
 
 
+def test_a_launch_that_landed_at_another_price_is_billed_and_logged_at_it(tmp_path, facts):
+    # SkyPilot chose another zone than the one priced ($40/h planned): the backend records $44/h there
+    backend = FakeBackend(scripts=[[RUNNING, RUNNING, DONE]],
+                          launched_detail={"launched_usd_per_hour": "44.0", "launched_where": "aws/us-east-1/b a"})
+    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+    assert runner.supervise(run_id, spec) == RunState.SUCCEEDED
+    assert ledger.spent_usd(run_id, clock.now) == pytest.approx(44.0 * 1200 / 3600)
+    launched = next(e for e in ledger.events(run_id) if e.kind == "launched")
+    assert "launched at $44.00/h in aws/us-east-1/b a (planned $40.00/h" in launched.message
+
+
+def test_a_launch_at_the_planned_price_says_nothing_more(tmp_path, facts):
+    backend = FakeBackend(scripts=[[DONE]], launched_detail={"launched_usd_per_hour": "40.1"})  # within 0.5%
+    spec, ledger, run_id, runner, _clock = _setup(tmp_path, facts, backend)
+    runner.supervise(run_id, spec)
+    assert all("launched at" not in e.message for e in ledger.events(run_id))
+
+
 def test_launch_request_pins_placement_and_checkpoint_env(tmp_path, facts):
     backend = FakeBackend(scripts=[[DONE]])
     spec, _ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)

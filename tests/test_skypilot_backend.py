@@ -116,6 +116,41 @@ def request(facts, *, spot: bool, **offer: Any) -> LaunchRequest:
                          idle_minutes_to_autostop=20)
 
 
+class _LaunchedHandle:
+    """The shape of the handle `sky.launch` returns (CloudVmRayResourceHandle): what was launched, on how many."""
+
+    def __init__(self, resources: Any, nodes: int) -> None:
+        self.launched_resources, self.launched_nodes = resources, nodes
+
+
+def test_a_cluster_launch_records_where_it_landed_and_skypilot_s_price_there(facts, server, monkeypatch):
+    landed = sky.Resources(infra="aws/us-east-1/us-east-1b", instance_type="p5.48xlarge", accelerators="H100:8")
+    # Resources.get_cost reads SkyPilot's catalog (fetched from the network on first use): its answer is given
+    monkeypatch.setattr(type(landed), "get_cost", lambda self, seconds: 33.5 * seconds / 3600)
+    server.answer("launch", (3, _LaunchedHandle(landed, 2)))
+    handle = SkyPilotBackend().launch(request(facts, spot=False))
+    assert handle.detail["launched_where"] == "aws/us-east-1/us-east-1b p5.48xlarge"
+    assert float(handle.detail["launched_usd_per_hour"]) == pytest.approx(67.0)  # two nodes
+    assert handle.detail["launched_price_from"] == "SkyPilot catalog, 2 node(s)"
+
+
+def test_a_launch_whose_price_cannot_be_read_keeps_the_planned_price(facts, server, monkeypatch):
+    landed = sky.Resources(infra="aws/us-east-1", instance_type="p5.48xlarge", accelerators="H100:8")
+
+    def no_catalog(self: Any, seconds: float) -> float:
+        raise ValueError("catalog not found")
+
+    monkeypatch.setattr(type(landed), "get_cost", no_catalog)
+    server.answer("launch", (3, _LaunchedHandle(landed, 1)))
+    detail = SkyPilotBackend().launch(request(facts, spot=False)).detail
+    assert detail["launched_where"] == "aws/us-east-1 p5.48xlarge" and "launched_usd_per_hour" not in detail
+    server.answer("launch", (3, None))  # an older server without the handle: nothing is guessed
+    assert "launched_where" not in SkyPilotBackend().launch(request(facts, spot=False)).detail
+    # a managed job returns the jobs controller's handle, not the job's cluster: nothing is read from it
+    server.answer("jobs.launch", (7, _LaunchedHandle(landed, 1)))
+    assert "launched_where" not in SkyPilotBackend().launch(request(facts, spot=True)).detail
+
+
 def test_it_is_a_backend():
     assert isinstance(SkyPilotBackend(), Backend) and SkyPilotBackend.name == "skypilot"
 

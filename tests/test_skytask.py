@@ -369,6 +369,13 @@ def test_dry_run_yaml_says_when_the_price_is_an_estimate(facts):
     text = skytask.task_yaml(request(spec_of(facts), spot=True))
     (line,) = [x for x in text.splitlines() if x.startswith("# price: ")]
     assert line.startswith("# price: estimate, $16.0000/h as priced; zone use1-az4 is not pinned")
-    assert line.endswith("the run records the price SkyPilot launches at")
+    # spot runs as a managed job, on-demand as a cluster (launch_mode): each says how it is billed
+    vast = {"provider": "vast", "region": "us-texas", "zone": "offer-9000019", "instance_type": "1x-H100_SXM",
+            "gpus_per_node": 1, "country": "US"}
+    for req, mode, billed in ((request(spec_of(facts), spot=True), "managed", "managed job is billed at this price"),
+                              (request(spec_of(facts), spot=False, **vast), "cluster", "bills SkyPilot's price there")):
+        assert skytask.launch_mode(req) == mode
+        (line,) = [x for x in skytask.task_yaml(req).splitlines() if x.startswith("# price: ")]
+        assert billed in line
     exact = skytask.task_yaml(request(spec_of(facts), spot=False))
     assert "# price: estimate" not in exact

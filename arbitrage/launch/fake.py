@@ -47,6 +47,8 @@ class FakeBackend:
     note: str | None = None  # what accounting_note says
     # What each launched job appends to its GPUARB_METRICS file (local checkpoints only), e.g. '{"tokens": 1000}\n'
     metrics: str = ""
+    # Handle.detail each launch returns: e.g. where it really launched and the price there (arbitrage/billing.py)
+    launched_detail: dict[str, str] = field(default_factory=dict)
     launched: list[LaunchRequest] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     torn_down: list[str] = field(default_factory=list)
@@ -81,7 +83,8 @@ class FakeBackend:
         if self.metrics and self.local_checkpoints and req.checkpoint is not None:  # the job reports its work
             with open(gpuarb_envs(req)[ENV_METRICS], "a", encoding="utf-8") as fh:
                 fh.write(self.metrics)
-        return Handle(backend=self.name, cluster_name=req.cluster_name, job_id=str(len(self.launched)))
+        return Handle(backend=self.name, cluster_name=req.cluster_name, job_id=str(len(self.launched)),
+                      detail=dict(self.launched_detail))
 
     def status(self, handle: Handle) -> JobStatus:
         script = self._script(handle)

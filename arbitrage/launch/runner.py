@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arbitrage import paths
+from arbitrage.billing import LAUNCHED_WHERE, launched_usd_per_hour
 from arbitrage.costmodel import CostBreakdown, Placement
 from arbitrage.errors import GpuarbError
 from arbitrage.launch.backend import (
@@ -187,6 +188,17 @@ def checkpoint_plan(spec: JobSpec, run_id: str, *, backend: Backend, root: Path 
             raise ValueError("a local checkpoint root is required for the local backend")
         path = root / run_id
     return CheckpointPlan(uri=path.as_uri(), mount_path=str(path), interval_minutes=interval)
+
+
+def launched_price_note(handle: Handle, row: PlacementRow) -> str:
+    """'; launched at $X/h in WHERE (planned $Y/h)' when the backend recorded a launched price that differs from
+    the plan's by more than half a percent (billing uses it: arbitrage/billing.py), else ''."""
+    launched = launched_usd_per_hour(handle.to_dict())
+    if launched is None or abs(launched - row.usd_per_hour) <= 0.005 * row.usd_per_hour:
+        return ""
+    where = handle.detail.get(LAUNCHED_WHERE, "")
+    return (f"; launched at ${launched:,.2f}/h{' in ' + where if where else ''} (planned ${row.usd_per_hour:,.2f}/h;"
+            " billed at the launched price)")
 
 
 class Runner:
@@ -393,7 +405,7 @@ class Runner:
         self.handle = handle
         where = "" if ckpt is None else f"; checkpoints in {ckpt.mount_path if local else ckpt.uri}"
         self.ledger.attempt_launched(run_id, n, handle.to_dict(), self.clock(),
-                                     f"{row.label} as {handle.cluster_name}{where}")
+                                     f"{row.label} as {handle.cluster_name}{where}{launched_price_note(handle, row)}")
         self._crash_hook("launched")
         if resume:
             self._record(run_id, EventKind.RESUMED, "resumed from the last checkpoint", attempt=n)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
+from arbitrage import billing
 from arbitrage.errors import GpuarbError, UsageError
 from arbitrage.launch import skytask
 from arbitrage.launch.backend import (
@@ -146,6 +148,32 @@ def _int_id(handle: Handle) -> int | None:
         return int(handle.job_id) if handle.job_id is not None else None
     except ValueError:
         return None
+
+
+def launched_detail(resource_handle: Any) -> dict[str, str]:
+    """Where SkyPilot really launched a cluster and the cluster's USD per hour there, from the handle `sky.launch`
+    returns (``launched_resources``, ``launched_nodes``), as Handle.detail strings (keys in arbitrage.billing).
+
+    The price is SkyPilot's catalog price for the launched cloud/region/zone/instance (``Resources.get_cost``), so
+    a run whose pin left SkyPilot a choice (a zone, a marketplace offer) is billed where it landed. Anything missing
+    or unreadable leaves the price out (billing then uses the planned price) but keeps what could be read.
+    """
+    res = getattr(resource_handle, "launched_resources", None)
+    if res is None or getattr(res, "cloud", None) is None:
+        return {}
+    parts = [str(res.cloud).lower(), getattr(res, "region", None), getattr(res, "zone", None)]
+    where = "/".join(str(p) for p in parts if p)
+    instance = getattr(res, "instance_type", None)
+    detail = {billing.LAUNCHED_WHERE: f"{where} {instance or '?'}{' spot' if getattr(res, 'use_spot', False) else ''}"}
+    try:
+        nodes = int(getattr(resource_handle, "launched_nodes", 1) or 1)
+        hourly = float(res.get_cost(3600)) * nodes
+    except Exception:
+        return detail
+    if math.isfinite(hourly) and hourly > 0:
+        detail[billing.LAUNCHED_USD_PER_HOUR] = f"{hourly:.6f}"
+        detail[billing.LAUNCHED_PRICE_FROM] = f"SkyPilot catalog, {nodes} node(s)"
+    return detail
 
 
 def _first(value: Any) -> Any:
@@ -298,11 +326,12 @@ class SkyPilotBackend:
             raise error from exc
         job_id = _first(result[0]) if isinstance(result, tuple | list) and result else None
         sky_pin = skytask.pin(req.placement)
-        return Handle(
-            backend=NAME, cluster_name=req.cluster_name, job_id=None if job_id is None else str(job_id),
-            managed=managed, detail={"infra": sky_pin.infra, "instance_type": sky_pin.instance_type or "",
-                                     "mode": "managed" if managed else "cluster"},
-        )
+        detail = {"infra": sky_pin.infra, "instance_type": sky_pin.instance_type or "",
+                  "mode": "managed" if managed else "cluster"}
+        if not managed and isinstance(result, tuple | list) and len(result) > 1:
+            detail.update(launched_detail(result[1]))  # a managed launch returns the jobs controller's handle
+        return Handle(backend=NAME, cluster_name=req.cluster_name, job_id=None if job_id is None else str(job_id),
+                      managed=managed, detail=detail)
 
     def _cleanup_failed_cluster(self, sky: ModuleType, cluster_name: str) -> str:
         try:

@@ -434,8 +434,10 @@ def task_yaml(req: LaunchRequest, zone_names: Mapping[str, str] | None = None) -
     if sky_pin.note:
         header.append(f"# note: {sky_pin.note}")
     if sky_pin.estimate:
-        header.append(f"# price: estimate, ${p.hourly_usd:.4f}/h as priced; {sky_pin.estimate}; the run records "
-                      "the price SkyPilot launches at")
+        billed = ("a managed job is billed at this price (its jobs controller does not say where it launched)"
+                  if launch_mode(req) == "managed" else
+                  "the run records where SkyPilot launched and bills SkyPilot's price there")
+        header.append(f"# price: estimate, ${p.hourly_usd:.4f}/h as priced; {sky_pin.estimate}; {billed}")
     dropped = [f"{k} ({why})" for k, why in _DROPPED_FIELDS.items() if k in req.spec.task]
     if dropped:
         header.append(f"# not passed to SkyPilot: {'; '.join(dropped)}")

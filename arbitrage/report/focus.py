@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Literal, TextIO
 
+from arbitrage.billing import attempt_usd_per_hour
 from arbitrage.egress import EgressPath, egress_path
 from arbitrage.ledger import AttemptRow, PlacementRow, RunRow
 from arbitrage.report.spend import RunLedger
@@ -172,7 +173,7 @@ def compute_rows(run: RunRow, attempt: AttemptRow, p: PlacementRow, now: datetim
     """One attempt as FOCUS usage rows, one per charge period, clipped to start no earlier than ``since``."""
     start = attempt.started_at if since is None else max(attempt.started_at, since)
     end = attempt.ended_at or now
-    price_usd_per_instance_hour = p.usd_per_hour / p.nodes
+    price_usd_per_instance_hour = attempt_usd_per_hour(attempt, p) / p.nodes
     kind = "spot" if p.spot else "on-demand"
     rows = []
     for period in charge_periods(start, end, granularity):
