@@ -1,4 +1,4 @@
-"""Renderers: offers and plans as rich tables, JSON, CSV or Markdown. Formatting only, no decisions."""
+"""Renderers: offers and plans as text tables (texttable.py), JSON, CSV or Markdown. Formatting only, no decisions."""
 
 from __future__ import annotations
 
@@ -128,10 +128,10 @@ def prices_markdown(offers: Sequence[Offer], total: int, now: datetime | None = 
 
 def prices_table(offers: Sequence[Offer], total: int, title: str, now: datetime | None = None,
                  stale_days: float = DEFAULT_STALE_DAYS):
-    """A rich Table of offers, cheapest first, with each price's age ('stale' past ``stale_days``)."""
-    from rich.table import Table
+    """A table of offers, cheapest first, with each price's age ('stale' past ``stale_days``)."""
+    from arbitrage.texttable import TextTable
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = TextTable(title=title)
     for i, head in enumerate(_PRICE_HEAD):
         table.add_column(head, justify="right" if 4 <= i <= 7 or i == 10 else "left", no_wrap=i < 3)
     for o in offers:
@@ -357,11 +357,11 @@ _COMPACT = (0, 1, 2, 3, 4, 5, 6, 7, 11)
 
 def plan_table(rows: Sequence[CostBreakdown | Choice], deadline_hours: float | None, title: str,
                now: datetime | None = None, stale_days: float = DEFAULT_STALE_DAYS, wide: bool = True):
-    """A rich Table of ranked placements with the cost breakdown and each price's age (``wide``), or the compact
+    """A table of ranked placements with the cost breakdown and each price's age (``wide``), or the compact
     columns that fit 100 terminal columns."""
-    from rich.table import Table
+    from arbitrage.texttable import TextTable
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = TextTable(title=title)
     units = has_units(rows)
     shown = list(range(len(_PLAN_HEAD)))
     if not wide:
@@ -547,10 +547,10 @@ def quarantine_markdown(items: Sequence[Any]) -> str:
 
 
 def quarantine_table(items: Sequence[Any], title: str):
-    """A rich Table of set-aside prices with the rule and the reason."""
-    from rich.table import Table
+    """A table of set-aside prices with the rule and the reason."""
+    from arbitrage.texttable import TextTable
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = TextTable(title=title)
     for i, head in enumerate(_QUARANTINE_HEAD):
         table.add_column(head, justify="right" if i in (5, 6) else "left", no_wrap=i < 3)
     for row in quarantine_rows(items):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import typer.main
 
-from arbitrage.cli import app, build_app
+from arbitrage.cli import COMMAND_MODULES, app, build_app
 
 
 def _names(typer_app) -> set[str]:
@@ -24,6 +25,14 @@ def test_each_command_alone_has_the_same_options_as_in_the_full_app() -> None:
         want = full.commands[name]  # type: ignore[attr-defined]
         got = alone.commands[name]  # type: ignore[attr-defined]
         assert [p.opts for p in got.params] == [p.opts for p in want.params]
+
+
+def test_the_command_table_names_every_command_and_only_its_modules() -> None:
+    assert _names(app) == set(COMMAND_MODULES)
+    code = ("import json, sys; from arbitrage.cli import build_app; build_app('plan'); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('arbitrage.cli.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == ["arbitrage.cli.common", "arbitrage.cli.plan"]
 
 
 def test_unknown_or_no_command_builds_everything() -> None:

@@ -15,13 +15,25 @@ import os
 # a CLI that must start fast has none to load.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
 
-from typing import Annotated
+import importlib
+from typing import Annotated, Any
 
 import typer
 
 from arbitrage import __version__
-from arbitrage.cli import catalog, diff, plan, report, risk, run, runs, spend
 from arbitrage.cli.common import TYPER_SETTINGS
+
+# The one list of commands: each top-level command or group and the modules whose `register` adds it, so a
+# process imports only the module of the command it runs (tests/test_cli_build.py checks this table against
+# what the modules register).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "prices": ("catalog",), "providers": ("catalog",),
+    "plan": ("plan",), "schema": ("plan",), "validate": ("plan",),
+    "diff": ("diff",), "risk": ("risk",),
+    "run": ("run",), "_supervise": ("run",),
+    "status": ("runs",), "logs": ("runs",), "down": ("runs",), "history": ("runs",), "reap": ("runs",),
+    "report": ("report", "spend"), "breakeven": ("report",), "export": ("spend",),
+}
 
 _HELP = (
     "Multi-cloud GPU arbitrage: price comparison and cheapest-feasible placement for GPU jobs.\n\n"
@@ -54,31 +66,40 @@ def _name(info: typer.models.CommandInfo | typer.models.TyperInfo) -> str:
 
 def build_app(only: str | None = None) -> typer.Typer:
     """The `gpuarb` app with every command group registered; with ``only``, just the command or group of that
-    name (typer builds a click command for every registered one on each start: `gpuarb plan` need not pay for
-    all twenty). An unknown ``only`` keeps everything, so click lists the commands in its error."""
+    name, importing only its modules (typer builds a click command for every registered one on each start:
+    `gpuarb plan` need not pay for all twenty). An unknown ``only`` keeps everything, so click lists the commands
+    in its error."""
+    wanted = COMMAND_MODULES.get(only or "")
+    names = wanted or tuple(dict.fromkeys(m for ms in COMMAND_MODULES.values() for m in ms))
+    modules = {name: importlib.import_module(f"arbitrage.cli.{name}") for name in names}
     app = typer.Typer(name="gpuarb", help=_HELP, **TYPER_SETTINGS)
     app.callback()(_root)
     report_app = typer.Typer(name="report", help=_REPORT_HELP, **TYPER_SETTINGS)
     export_app = typer.Typer(name="export", help=_EXPORT_HELP, **TYPER_SETTINGS)
-    catalog.register(app)
-    plan.register(app)
-    diff.register(app)
-    risk.register(app)
-    run.register(app)
-    runs.register(app)
-    report.register(app, report_app)
-    spend.register(report_app, export_app)
-    app.add_typer(report_app, name="report")
-    app.add_typer(export_app, name="export")
-    if only:
+    for name, module in modules.items():
+        if name == "report":
+            module.register(app, report_app)
+        elif name == "spend":
+            module.register(report_app, export_app)
+        else:
+            module.register(app)
+    if "report" in modules or "spend" in modules:
+        app.add_typer(report_app, name="report")
+    if "spend" in modules:
+        app.add_typer(export_app, name="export")
+    if wanted:
         commands = [c for c in app.registered_commands if _name(c) == only]
         groups = [g for g in app.registered_groups if _name(g) == only]
-        if commands or groups:
-            app.registered_commands, app.registered_groups = commands, groups
+        app.registered_commands, app.registered_groups = commands, groups
     return app
 
 
-app = build_app()
+def __getattr__(name: str) -> Any:
+    """`app`: the full app, built on first use (tests and `typer.testing` use it; the console script does not)."""
+    if name == "app":
+        built = globals()["app"] = build_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import DataFormat, SourceOption, TableOrJson, TableOrJsonOption, console, guarded, say
+from arbitrage.cli.common import DataFormat, SourceOption, TableOrJson, TableOrJsonOption, guarded, say
 from arbitrage.errors import NothingFeasible
 from arbitrage.params import MAX_GPUS_PER_NODE, MAX_ROWS
 
@@ -58,7 +58,7 @@ def prices(
         option = "spot" if spot else "on-demand" if spot is False else "on-demand (spot where no on-demand)"
         title = (f"{len(matching)} offers, cheapest {option} $/GPU-hour first (USD, per hour; age of each price, "
                  f"stale after {stale:g} days)")
-        console().print(render.prices_table(shown, len(matching), title, when, stale))
+        typer.echo(render.prices_table(shown, len(matching), title, when, stale))
     if not matching:
         raise NothingFeasible("no offer matches these filters")
 
@@ -77,7 +77,7 @@ def _print_quarantined(found: usecases.PriceList, fmt: DataFormat) -> None:
     else:
         title = (f"{len(items)} prices set aside by the quality gate (providers/quality.py), USD"
                  if items else "No price matching these filters was set aside by the quality gate")
-        console().print(render.quarantine_table(items, title))
+        typer.echo(render.quarantine_table(items, title))
 
 
 @guarded
@@ -93,9 +93,9 @@ def providers(
     if fmt is TableOrJson.json:
         typer.echo(json.dumps({"cache_dir": str(found.cache_dir), "providers": found.rows}, indent=2))
         return
-    from rich.table import Table
+    from arbitrage.texttable import TextTable
 
-    table = Table(title=f"Price sources (cache: {found.cache_dir})", title_justify="left", header_style="bold")
+    table = TextTable(title=f"Price sources (cache: {found.cache_dir})")
     for head in ("Provider", "Tier", "Live adapter", "Credentials", "Last refresh", "Cached", "Snapshot",
                  "Set aside", "Last failure"):
         table.add_column(head)
@@ -110,7 +110,7 @@ def providers(
         table.add_row(r["provider"], r["tier"], "yes" if r["adapter"] else "no (snapshot only)", creds,
                       r["last_refresh"] or "never", str(r["cached_offers"]), str(r["snapshot_offers"]),
                       _set_aside_cell(r), r["last_failure"] or "")
-    console().print(table)
+    typer.echo(table)
 
 
 def _set_aside_cell(row: dict) -> str:

@@ -1,4 +1,4 @@
-"""What every command module shares: the error guard, the console, output formats and option types.
+"""What every command module shares: the error guard, output formats and option types.
 
 Nothing here decides anything: the guard maps the error tree (arbitrage/errors.py) to one line and its exit code.
 """
@@ -67,13 +67,6 @@ def guarded(func: F) -> F:
             raise typer.Exit(GpuarbError.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def console() -> Any:
-    """A rich console sized to the terminal, or 200 columns when piped."""
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 200, soft_wrap=not sys.stdout.isatty())
 
 
 class TableOrJson(str, Enum):

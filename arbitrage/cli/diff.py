@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import Objective, ObjectiveHelp, SourceOption, bounded, console, guarded, say
+from arbitrage.cli.common import Objective, ObjectiveHelp, SourceOption, bounded, guarded, say
 from arbitrage.errors import NothingFeasible, OverBudget, PolicyFailed
 
 
@@ -50,7 +50,7 @@ def diff(
     elif fmt is DiffFormat.markdown:
         typer.echo(D.diff_markdown(found.diff, found.violations), nl=False)
     else:
-        console().print(D.diff_table(found.diff))
+        typer.echo(D.diff_table(found.diff))
         for line in found.violations:
             typer.echo(f"policy failed: {line}")
     status = found.diff.head.status

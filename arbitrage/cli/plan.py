@@ -24,7 +24,6 @@ from arbitrage.cli.common import (
     TableOrJsonOption,
     UseSpotOption,
     ZoneOption,
-    console,
     guarded,
     overrides_of,
     say,
@@ -75,7 +74,7 @@ def plan(
 
 
 def _print_plan_table(result: Any, top: int, catalog: dict[str, Any], wide: bool = False) -> None:
-    """The ranked table (rich), then the explanation, rejections and provenance as plain lines."""
+    """The ranked table, then the explanation, rejections and provenance as plain lines."""
     from arbitrage import render
 
     spec = result.spec
@@ -88,7 +87,7 @@ def _print_plan_table(result: Any, top: int, catalog: dict[str, Any], wide: bool
     if shown:
         hours_note = ("hours are expected wall time" if spec.work.known
                       else "NO DURATION KNOWN: totals are for one hour, ranked by cluster $/h")
-        console().print(render.plan_table(choices, result.deadline_hours,
+        typer.echo(render.plan_table(choices, result.deadline_hours,
                                           f"{head}\n{len(result.placements)} feasible of {result.candidates} "
                                           f"candidates, {len(result.choices)} distinct choice"
                                           f"{'' if len(result.choices) == 1 else 's'} (USD; {hours_note}; "
@@ -96,7 +95,7 @@ def _print_plan_table(result: Any, top: int, catalog: dict[str, Any], wide: bool
         lines += ["Why #1:", *(f"  {line}" for line in render.explain(choices[0].best, result,
                                                                          choices[0].also_in))]
     elif result.over_budget:
-        console().print(render.plan_table(result.over_budget_choices[: top or None], result.deadline_hours,
+        typer.echo(render.plan_table(result.over_budget_choices[: top or None], result.deadline_hours,
                                           f"{head}\nNOTHING within budget; cheapest over-budget placements:",
                                           when, stale, wide=wide))
     else:

@@ -25,7 +25,6 @@ from arbitrage.cli.common import (
     UseSpotOption,
     ZoneOption,
     bounded,
-    console,
     guarded,
     overrides_of,
     say,
@@ -69,16 +68,10 @@ _FINITE = bounded(-1e9, 1e9)  # breakeven's numbers: finite here; their physical
 
 
 def _plain(renderables: list[Any]) -> str:
-    """Rich renderables as plain text (for --out report.txt)."""
-    import io
+    """Report parts (text tables and lines) as plain text at 200 columns (for --out report.txt)."""
+    from arbitrage.texttable import TextTable
 
-    from rich.console import Console
-
-    buf = io.StringIO()
-    out = Console(file=buf, width=200, color_system=None, force_terminal=False, soft_wrap=True)
-    for r in renderables:
-        out.print(r, markup=False, highlight=False)
-    return buf.getvalue()
+    return "".join(f"{r.render(200) if isinstance(r, TextTable) else r}\n" for r in renderables)
 
 
 def _emit(text: str | None, renderables: list[Any] | None, out: str | None) -> None:
@@ -89,9 +82,8 @@ def _emit(text: str | None, renderables: list[Any] | None, out: str | None) -> N
         if text is not None:
             typer.echo(text, nl=False)
         else:
-            shown = console()
             for r in renderables or []:
-                shown.print(r, markup=False, highlight=False)
+                typer.echo(r)
         return
     typer.echo(write_report(out, text if text is not None else _plain(renderables or [])))
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import SourceOption, TableOrJson, TableOrJsonOption, console, guarded, say
+from arbitrage.cli.common import SourceOption, TableOrJson, TableOrJsonOption, guarded, say
 from arbitrage.errors import NothingFeasible
 
 
@@ -44,12 +44,11 @@ def risk(
 
 
 def _print_table(table: Any) -> None:
-    """The rates (rich), then every distinct source as a numbered note."""
-    from rich.table import Table
+    """The rates (a table), then every distinct source as a numbered note."""
+    from arbitrage.texttable import TextTable
 
     notes: dict[str, int] = {}
-    out = Table(title=f"Spot risk: {len(table.rows)} spot offers (preemptions per instance-hour; restart minutes)",
-                title_justify="left", header_style="bold")
+    out = TextTable(title=f"Spot risk: {len(table.rows)} spot offers (preemptions per instance-hour; restart minutes)")
     for i, head in enumerate(("Provider", "Instance", "Region", "Zone", "GPUs", "Rate/h", "Prior/h", "Observed",
                               "Restart", "From")):
         out.add_column(head, justify="right" if 4 <= i <= 8 else "left", no_wrap=i < 3)
@@ -61,7 +60,7 @@ def _print_table(table: Any) -> None:
         out.add_row(r["provider"], r["instance_type"], where, r["zone_kind"], str(r["gpus_per_node"]),
                     f"{r['preemptions_per_hour']:.3g}", f"{r['prior_preemptions_per_hour']:.3g}", observed,
                     f"{r['restart_minutes']:g}", f"{r['label']} [{n}]")
-    console().print(out)
+    typer.echo(out)
     advisor = table.advisor
     lines = [f"AWS Spot Instance Advisor: {advisor['used']} ({advisor['entries']} GPU rows, as of "
              f"{advisor['as_of'] or 'undated'}; {advisor['ref']})",

@@ -54,14 +54,15 @@ def status(
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from arbitrage.texttable import TextTable
 
-    table = Table(*columns)
+    table = TextTable()
+    for c in columns:
+        table.add_column(c)
     for r in rows:
         table.add_row(*("-" if r[c] is None else (f"{r[c]:,.2f}" if isinstance(r[c], float) else str(r[c]))
                         for c in columns))
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    typer.echo(table)
 
 
 @guarded

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import SINCE_HELP, TAG_HELP, DataFormat, bounded, console, guarded, say
+from arbitrage.cli.common import SINCE_HELP, TAG_HELP, DataFormat, bounded, guarded, say
 from arbitrage.errors import UsageError
 
 
@@ -55,12 +55,11 @@ def spend(
     elif fmt is DataFormat.markdown:
         typer.echo(S.spend_markdown(found.report, where), nl=False)
     else:
-        shown = console()
-        shown.print(S.spend_table(found.report))
+        typer.echo(S.spend_table(found.report))
         if found.report.unit_costs:
-            shown.print(S.unit_cost_table(found.report))
+            typer.echo(S.unit_cost_table(found.report))
         for line in S.notes(found.report, where):
-            shown.print(line, highlight=False, markup=False)
+            typer.echo(line)
 
 
 def _parse_accounts(values: list[str]) -> dict[str, str]:

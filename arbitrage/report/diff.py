@@ -94,10 +94,10 @@ def diff_markdown(diff: CostDiff, violations: list[str]) -> str:
 
 
 def diff_table(diff: CostDiff) -> Any:
-    """A rich table for the terminal."""
-    from rich.table import Table
+    """A text table for the terminal."""
+    from arbitrage.texttable import TextTable
 
-    table = Table(title=f"Cost diff: {diff.head.job} (USD)", title_justify="left", header_style="bold")
+    table = TextTable(title=f"Cost diff: {diff.head.job} (USD)")
     for head in ("", f"base: {diff.base.label}", f"head: {diff.head.label}", "change"):
         table.add_column(head)
     for row in _rows(diff):

@@ -26,7 +26,7 @@ from arbitrage.ledger import AttemptRow, PlacementRow, RunRow
 from arbitrage.runstate import RunState
 
 if TYPE_CHECKING:
-    from rich.table import Table
+    from arbitrage.texttable import TextTable
 
 UNTAGGED = "(untagged)"
 TOTAL = "(total)"
@@ -370,12 +370,11 @@ def unit_cells(u: UnitCost, rise_percent: float) -> list[str]:
             per_million(u.usd_per_million_tokens), change, flag]
 
 
-def unit_cost_table(report: SpendReport) -> Table:
-    """A rich Table of actual USD per million tokens by model and version (runs that reported tokens)."""
-    from rich.table import Table
+def unit_cost_table(report: SpendReport) -> TextTable:
+    """A table of actual USD per million tokens by model and version (runs that reported tokens)."""
+    from arbitrage.texttable import TextTable
 
-    table = Table(title="Unit cost by model and version (runs that reported tokens)", title_justify="left",
-                  header_style="bold")
+    table = TextTable(title="Unit cost by model and version (runs that reported tokens)")
     for i, head in enumerate(UNIT_HEAD):
         table.add_column(head, justify="right" if 2 <= i <= 5 else "left", no_wrap=i < 2)
     for u in report.unit_costs:
@@ -422,12 +421,11 @@ def spend_markdown(report: SpendReport, ledger: str) -> str:
     return "\n".join([*lines, "", *notes(report, ledger)]) + "\n"
 
 
-def spend_table(report: SpendReport) -> Table:
-    """A rich Table of the groups with the total as its footer line."""
-    from rich.table import Table
+def spend_table(report: SpendReport) -> TextTable:
+    """A table of the groups with the total as its footer line."""
+    from arbitrage.texttable import TextTable
 
-    table = Table(title=f"Spend by {report.by} (USD)", title_justify="left", header_style="bold",
-                  show_footer=True)
+    table = TextTable(title=f"Spend by {report.by} (USD)")
     total = ["Total", *group_cells(report.total)[1:]]
     for i, head in enumerate((report.by, *HEAD)):
         table.add_column(head, footer=total[i], justify="left" if i == 0 else "right", no_wrap=i == 0)

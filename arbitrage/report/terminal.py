@@ -1,4 +1,4 @@
-"""Reports for a terminal: rich tables plus plain lines (rich is imported only when printing)."""
+"""Reports for a terminal: text tables (arbitrage/texttable.py) plus plain lines."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _prov(q: Quote | None) -> str:
 
 def prices_renderables(report: PriceReport, generated_at: str, source_note: str) -> list[Any]:
     """A summary table and one table per GPU model, with tier spread lines, ready for Console.print."""
-    from rich.table import Table
+    from arbitrage.texttable import TextTable
 
     ref = report.reference_gpu
     unit = f"$/{ref}-h"
@@ -31,7 +31,7 @@ def prices_renderables(report: PriceReport, generated_at: str, source_note: str)
                       f"USD per hour. Effective = $/GPU-hour ÷ {report.workload} throughput relative to {ref}."]
     if not report.models:
         return [*out, "No offer matches these filters."]
-    summary = Table(title="Cheapest per unit of work", title_justify="left", header_style="bold")
+    summary = TextTable(title="Cheapest per unit of work")
     for i, head in enumerate(("GPU", "Rel.", "On-demand $/GPU-h", f"Eff. {unit}", "Spot $/GPU-h", f"Eff. {unit}",
                               "Source (as of)")):
         summary.add_column(head, justify="right" if 1 <= i <= 5 else "left")
@@ -45,7 +45,7 @@ def prices_renderables(report: PriceReport, generated_at: str, source_note: str)
     if report.unit_model is not None:
         from arbitrage.report.summary import UNIT_HEAD, unit_rows, unit_title
 
-        units = Table(title=unit_title(report), title_justify="left", header_style="bold")
+        units = TextTable(title=unit_title(report))
         for i, head in enumerate(UNIT_HEAD):
             units.add_column(head, justify="right" if i in (2, 3) else "left")
         for cells in unit_rows(report):
@@ -53,7 +53,7 @@ def prices_renderables(report: PriceReport, generated_at: str, source_note: str)
         out.append(units)
     for m in report.models:
         rel = "-" if m.relative_throughput is None else f"{m.relative_throughput:.2f}x {ref}"
-        table = Table(title=f"{m.gpu_model} ({m.memory_gb:g} GB, {rel})", title_justify="left", header_style="bold")
+        table = TextTable(title=f"{m.gpu_model} ({m.memory_gb:g} GB, {rel})")
         for i, head in enumerate(("Provider", "Tier", "OD $/GPU-h", "OD $/h (instance)", "Spot $/GPU-h",
                                   "Spot $/h (instance)", "Spot disc.", f"Eff. OD {unit}", f"Eff. spot {unit}",
                                   "Source (as of)")):
