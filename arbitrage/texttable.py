@@ -16,7 +16,6 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Justify = Literal["left", "right"]
@@ -25,24 +24,23 @@ _GAP = 2  # spaces between columns
 _TEXT_FLOOR = 10  # names are cut to this before any word is broken or any number cut
 
 
-@dataclass
 class Column:
-    """One column: its header, alignment and whether its cells may wrap onto more lines."""
+    """One column: its header, alignment, whether its cells may wrap onto more lines, and its footer cell."""
 
-    header: str
-    justify: Justify = "left"
-    no_wrap: bool = False
-    footer: str = ""
+    __slots__ = ("footer", "header", "justify", "no_wrap")
+
+    def __init__(self, header: str, justify: Justify = "left", no_wrap: bool = False, footer: str = "") -> None:
+        self.header, self.justify, self.no_wrap, self.footer = header, justify, no_wrap, footer
 
 
-@dataclass
 class TextTable:
-    """Rows of strings under headers, with a title above and a caption below."""
+    """Rows of strings under headers, with a title above and a caption below (plain classes: this module is on
+    every command's start-up path, where each dataclass costs ~1 ms to create)."""
 
-    title: str = ""
-    caption: str = ""
-    columns: list[Column] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)
+    def __init__(self, title: str = "", caption: str = "") -> None:
+        self.title, self.caption = title, caption
+        self.columns: list[Column] = []
+        self.rows: list[list[str]] = []
 
     def add_column(self, header: str, justify: Justify = "left", no_wrap: bool = False, footer: str = "") -> None:
         """Append a column (before any row is added); ``footer`` is its cell in the closing line (a total)."""
