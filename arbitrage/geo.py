@@ -126,6 +126,45 @@ def aws_zone_prefix(region: str) -> str | None:
     return f"{m.group(1)}{_AWS_DIRECTION[m.group(2)]}{m.group(3)}"
 
 
+def local_zone_name(zone_id: str, region: str) -> str | None:
+    """An AWS Local Zone's name from its ID and parent region: ('use1-atl2-az1', 'us-east-1') -> 'us-east-1-atl-2a'.
+
+    AWS Local Zones user guide, 'Available Local Zones': ID use1-atl2-az1 is the Local Zone us-east-1-atl-2a in
+    network border group us-east-1-atl-2; the ID is the parent Region's zone-ID prefix, the location and its number,
+    and the zone's letter in order. Unlike Availability Zone names, which AWS maps to zone IDs differently per
+    account, a Local Zone's name is the same for every account.
+    """
+    m = _AWS_LOCAL_ZONE_ID.match(zone_id)
+    k = int(zone_id.rsplit("-az", 1)[1]) if m else 0
+    if not m or not 1 <= k <= 26:
+        return None
+    return f"{region}-{m.group(2)}-{m.group(3)}{chr(ord('a') + k - 1)}"
+
+
+def is_aws_az_name(zone: str) -> bool:
+    """An AWS Availability Zone *name* (us-east-1a), which each account maps to a zone ID (use1-az4) its own way."""
+    m = _TRAILING_LETTER.match(zone.strip().lower())
+    return bool(m) and _AWS_REGION.match(m.group(1)) is not None
+
+
+def zone_pin_matches(provider: str, region: str, zone: str | None, pin: str) -> bool:
+    """Whether an offer in ``region``/``zone`` satisfies a task's zone pin (as SkyPilot users write it).
+
+    The same zone (ID or name) matches. For AWS, whose catalogs list zone IDs: a Local Zone name matches its zone ID
+    (names are the same for every account), and an Availability Zone name (us-east-1a) matches every zone ID of its
+    region, because which ID it is depends on the account (DescribeAvailabilityZones, with credentials); the launch
+    pins the name and says the zone's price is an estimate (arbitrage/launch/skytask.py).
+    """
+    want = pin.strip().lower()
+    if zone and zone.lower() == want:
+        return True
+    if provider != "aws" or not zone:
+        return False
+    if local_zone_name(zone, region) == want:
+        return True
+    return _AWS_ZONE_ID.match(zone) is not None and is_aws_az_name(want) and want[:-1] == region
+
+
 def zone_names(table: RegionTable, provider: str, zone: str) -> list[str]:
     """Names a zone's place may be listed under, most specific first (the zone, its Local Zone group, ...)."""
     zone = zone.strip().lower()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from arbitrage.capacity import placement_score, verdict
 from arbitrage.catalog import offer_place as place
 from arbitrage.costmodel import CostBreakdown, Placement, deadline_probability, estimate
-from arbitrage.geo import geo_matches, locate
+from arbitrage.geo import geo_matches, locate, zone_pin_matches
 from arbitrage.offers import Offer
 from arbitrage.params import matches_any
 from arbitrage.rightsize import RightSize, right_size
@@ -31,6 +31,7 @@ R_GPU_COUNT = "GPUs per node differ from the request"
 R_GPU_MEMORY = "GPU memory below minimum"
 R_PROVIDER = "provider not allowed"
 R_REGION = "region not allowed"
+R_ZONE = "zone not allowed"
 R_GEO = "location not allowed (arbitrage.geo)"
 R_GEO_UNKNOWN = "location unknown (arbitrage.geo needs a known country)"
 R_NO_CLUSTER = "cannot form multi-node clusters (provider card and fabric)"
@@ -178,8 +179,8 @@ def _pin_rejection(candidate: Candidate, offer: Offer) -> str | None:
         return R_PROVIDER
     if candidate.region is not None and not matches_any(offer.region, (candidate.region,)):
         return R_REGION
-    if candidate.zone is not None and (offer.zone or "") != candidate.zone:
-        return R_REGION
+    if candidate.zone is not None and not zone_pin_matches(offer.provider, offer.region, offer.zone, candidate.zone):
+        return R_ZONE
     return None
 
 

@@ -27,6 +27,7 @@ from pydantic import (
 from arbitrage import safeyaml
 from arbitrage.errors import SpecError
 from arbitrage.facts import Facts
+from arbitrage.geo import is_aws_az_name
 from arbitrage.jobspec import (
     AcceleratorChoice,
     Budget,
@@ -673,6 +674,11 @@ def _pins(loc: Path_, entry: dict[str, Any]) -> tuple[str | None, str | None, st
         except ValueError as exc:
             raise _FieldError(where, str(exc)) from None
     notes: list[str] = []
+    if zone is not None and is_aws_az_name(str(zone)) and str(cloud or "aws").lower() in ("aws", "*"):
+        zone_at = where if entry.get("infra") is not None else (*loc, "zone")
+        notes.append(f"{'.'.join(map(str, zone_at))}: AWS maps zone names such as {zone} to zone IDs per account, and "
+                     f"the catalogs list IDs: every zone of {str(zone)[:-1]} is priced, the launch pins {zone}, and "
+                     "its spot price is an estimate")
     if cloud is None or str(cloud) == "*":
         return None, region, zone, notes
     name = str(cloud).lower()

@@ -11,6 +11,7 @@ import yaml
 from conftest import ROOT, make_offer
 
 from arbitrage.costmodel import Placement
+from arbitrage.geo import local_zone_name
 from arbitrage.jobspec import JobSpec
 from arbitrage.launch import skytask
 from arbitrage.launch.backend import CLUSTER_CHECKPOINT_PATH, CheckpointPlan, LaunchError, LaunchRequest
@@ -340,15 +341,15 @@ def test_aws_zones_are_pinned_by_the_accounts_zone_names_when_known(facts):
     """SkyPilot validates a task's zone against this account's zone names (aws_catalog maps catalog zone ids to
     them), so a zone id can be pinned only through that mapping; Local Zone names are the same for every account."""
     placement = Placement(make_offer(zone="use1-az4"), 1, spot=True)
-    names = {"use1-az4": "us-east-1c", "use1-atl2-az1": skytask.local_zone_name("use1-atl2-az1", "us-east-1")}
+    names = {"use1-az4": "us-east-1c", "use1-atl2-az1": local_zone_name("use1-atl2-az1", "us-east-1")}
     sky_pin = skytask.pin(placement, names)
     assert (sky_pin.infra, sky_pin.estimate) == ("aws/us-east-1/us-east-1c", "")
     config = skytask.task_config(request(spec_of(facts)), names)
     assert config["resources"]["infra"] == "aws/us-east-1/us-east-1c"
     local = skytask.pin(Placement(make_offer(zone="use1-atl2-az1"), 1, spot=True), names)
     assert local.infra == "aws/us-east-1/us-east-1-atl-2a" and local.price_exact
-    assert skytask.local_zone_name("usw2-lax1-az2", "us-west-2") == "us-west-2-lax-1b"
-    assert skytask.local_zone_name("use1-az4", "us-east-1") is None
+    assert local_zone_name("usw2-lax1-az2", "us-west-2") == "us-west-2-lax-1b"
+    assert local_zone_name("use1-az4", "us-east-1") is None
 
 
 def test_marketplace_pins_say_the_price_is_an_estimate(facts):
@@ -379,3 +380,21 @@ def test_dry_run_yaml_says_when_the_price_is_an_estimate(facts):
         assert billed in line
     exact = skytask.task_yaml(request(spec_of(facts), spot=False))
     assert "# price: estimate" not in exact
+
+
+def test_a_task_pinning_an_aws_zone_by_name_launches_there_and_says_the_price_is_an_estimate(facts):
+    text = ("name: z\nresources: {infra: aws/us-east-1/us-east-1a, accelerators: 'H100:8'}\nrun: x\n"
+            "arbitrage: {work: {gpu_hours: 64}}\n")
+    spec = parse_jobspec_text(text, facts, where="z.yaml")
+    assert any("AWS maps zone names such as us-east-1a to zone IDs per account" in n for n in spec.notes)
+    for spot, estimate in ((True, True), (False, False)):
+        req = LaunchRequest(run_id="r", attempt=1, cluster_name="c", spec=spec,
+                            placement=Placement(make_offer(zone="use1-az4"), 1, spot=spot), checkpoint=None)
+        sky_pin = skytask.request_pin(req)
+        assert sky_pin.infra == "aws/us-east-1/us-east-1a"  # the user's pin, not a zone ID SkyPilot would refuse
+        assert bool(sky_pin.estimate) == estimate and skytask.task_config(req)["resources"]["infra"] == sky_pin.infra
+    # a placement in another region (an any_of entry) is not touched by this entry's zone
+    other = LaunchRequest(run_id="r", attempt=1, cluster_name="c", spec=spec,
+                          placement=Placement(make_offer(region="us-west-2", zone="usw2-az1"), 1, spot=True),
+                          checkpoint=None)
+    assert skytask.request_pin(other).zone is None

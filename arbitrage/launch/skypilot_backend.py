@@ -325,7 +325,7 @@ class SkyPilotBackend:
                 error = type(error)(f"{error}{self._cleanup_failed_cluster(sky, req.cluster_name)}")
             raise error from exc
         job_id = _first(result[0]) if isinstance(result, tuple | list) and result else None
-        sky_pin = skytask.pin(req.placement)
+        sky_pin = skytask.request_pin(req)
         detail = {"infra": sky_pin.infra, "instance_type": sky_pin.instance_type or "",
                   "mode": "managed" if managed else "cluster"}
         if not managed and isinstance(result, tuple | list) and len(result) > 1:

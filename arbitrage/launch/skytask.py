@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from arbitrage.egress import is_local_zone
+from arbitrage.geo import is_aws_az_name, zone_pin_matches
 from arbitrage.launch.backend import (
     LaunchError,
     LaunchRequest,
@@ -131,21 +132,6 @@ def price_estimate(placement: Placement, zone_names: Mapping[str, str] | None = 
         return ""
 
 
-# AWS Local Zone IDs -> names (AWS Local Zones user guide, 'Available Local Zones': ID use1-atl2-az1 is the
-# Local Zone us-east-1-atl-2a in network border group us-east-1-atl-2; the ID is the parent Region's zone-ID
-# prefix, the location and its number, and the zone's letter in order). Unlike Availability Zone names, which AWS
-# maps to zone IDs differently per account, a Local Zone's name is the same for every account.
-_AWS_LOCAL_ZONE_ID = re.compile(r"^(?P<prefix>[a-z]+\d+)-(?P<city>[a-z]+)(?P<n>\d+)-az(?P<k>\d+)$")
-
-
-def local_zone_name(zone_id: str, region: str) -> str | None:
-    """An AWS Local Zone's name from its ID and parent region: ('use1-atl2-az1', 'us-east-1') -> 'us-east-1-atl-2a'."""
-    m = _AWS_LOCAL_ZONE_ID.match(zone_id)
-    if not m or not 1 <= int(m["k"]) <= 26:
-        return None
-    return f"{region}-{m['city']}-{m['n']}{chr(ord('a') + int(m['k']) - 1)}"
-
-
 def pin(placement: Placement, zone_names: Mapping[str, str] | None = None) -> SkyPin:
     """The SkyPilot cloud/region/zone/instance/accelerator a placement maps to; LaunchError when none.
 
@@ -178,6 +164,24 @@ def pin(placement: Placement, zone_names: Mapping[str, str] | None = None) -> Sk
             f"{kind} {o.zone} is not pinned, so SkyPilot picks the zone of {o.region} (the cheapest in its catalog "
             f"first) and the {market} price there may differ from {o.zone}'s"))
     return sky_pin
+
+
+def request_pin(req: LaunchRequest, zone_names: Mapping[str, str] | None = None) -> SkyPin:
+    """``pin`` for a launch, honouring the task's own AWS zone pin: a task that pins an Availability Zone by name
+    (us-east-1a) launches there. gpuarb priced one of that region's zone IDs, and which ID the name is depends on
+    the account, so the zone's price is an estimate (geo.zone_pin_matches)."""
+    sky_pin = pin(req.placement, zone_names)
+    o = req.placement.offer
+    if sky_pin.zone is not None or o.provider != "aws" or not o.zone:
+        return sky_pin
+    named = next((c.zone for c in req.spec.candidates if c.zone and is_aws_az_name(c.zone)
+                  and zone_pin_matches(o.provider, o.region, o.zone, c.zone)), None)
+    if named is None:
+        return sky_pin
+    return replace(sky_pin, zone=named, note="", estimate=(
+        f"the task pins zone {named}; gpuarb priced zone ID {o.zone} of {o.region}, and AWS maps zone names to IDs "
+        f"per account, so the {'spot' if req.placement.spot else 'on-demand'} price in {named} may differ")
+        if req.placement.spot or is_local_zone(o.zone) else "")
 
 
 def _runpod_pin(placement: Placement, label: str, cloud: str) -> SkyPin:
@@ -351,7 +355,7 @@ def task_config(req: LaunchRequest, zone_names: Mapping[str, str] | None = None)
     if not task.get("run"):
         raise LaunchError(f"{where}: run: required to launch (the command the job runs)")
     config: dict[str, Any] = {"name": task.get("name") or req.spec.name}
-    config["resources"] = _resources(req, pin(req.placement, zone_names))
+    config["resources"] = _resources(req, request_pin(req, zone_names))
     config["num_nodes"] = req.placement.nodes
     for field_name in _PASS_FIELDS:
         if task.get(field_name) is not None:
@@ -422,7 +426,7 @@ def task_yaml(req: LaunchRequest, zone_names: Mapping[str, str] | None = None) -
     if isinstance(shown.get("secrets"), dict):
         shown["secrets"] = {k: (None if v is None else _REDACTED) for k, v in shown["secrets"].items()}
     p, o = req.placement, req.placement.offer
-    sky_pin = pin(p, zone_names)
+    sky_pin = request_pin(req, zone_names)
     mode = ("managed job (SkyPilot recovers it after a preemption)" if launch_mode(req) == "managed"
             else f"cluster, torn down after {req.idle_minutes_to_autostop} idle minutes")
     header = [
