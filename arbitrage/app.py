@@ -26,8 +26,11 @@ from arbitrage.errors import (
     JobFailed,
     NothingFeasible,
     OverBudget,
+    SourceUnavailable,
+    UsageError,
 )
 from arbitrage.params import Objective, Source, matches_any, source_or_default
+from arbitrage.plural import noun, plural
 
 if TYPE_CHECKING:
     from arbitrage.costmodel import CostBreakdown
@@ -82,23 +85,50 @@ def load_snapshot(facts: Facts) -> list[Offer]:
 
 def load_offers(facts: Facts, source: Source | None = None, providers: Sequence[str] = (),
                 deny: Sequence[str] = (), *, say: Say = _quiet, env: Mapping[str, str] | None = None,
-                now: datetime | None = None) -> list[Offer]:
+                now: datetime | None = None, strict: bool = False) -> list[Offer]:
     """Offers from the chosen source, asking only allowed, not denied providers (globs).
 
-    Fallbacks are said as ``warning: ...`` (always) or ``info: ...`` (unless the source is auto). Live and cached
-    offers have passed the price quality gate; the bundled snapshot passed it when it was built.
+    Fallbacks are said as ``warning: ...`` (always) or ``info: ...`` (unless the source is auto); a provider that
+    cannot be reached is said in full once, then in one short line while it stays so (providers/fetch.py
+    ``notices``). With ``strict`` every line is said in full, and any provider whose asked-for source could not be
+    used ends the command with SourceUnavailable naming each (see ``strict_source``). Live and cached offers have
+    passed the price quality gate; the bundled snapshot passed it when it was built.
     """
-    return gather_offers(facts, source, providers, deny, say=say, env=env, now=now)[0]
+    return gather_offers(facts, source, providers, deny, say=say, env=env, now=now, strict=strict)[0]
+
+
+def strict_source(source: Source | None, strict: bool, env: Mapping[str, str] | None = None) -> Source:
+    """The price source a command uses (``source``, else $GPUARB_SOURCE, else auto); UsageError for --strict on the
+    bundled snapshot, which has no live or cached prices to insist on."""
+    mode = source_or_default(source, os.environ if env is None else env)
+    if strict and mode is Source.snapshot:
+        given = "--source snapshot" if source is not None else "GPUARB_SOURCE=snapshot"
+        raise UsageError(f"--strict: {given} has no live or cached prices to insist on; give --source live, "
+                         "cache or auto")
+    return mode
+
+
+_STRICT_WANTS = {Source.live: "live prices", Source.cache: "cached prices",
+                 Source.auto: "fresh cached or live prices"}
+
+
+def strict_failure(shortfalls: Sequence[tuple[str, str]], mode: Source) -> SourceUnavailable:
+    """The one-line --strict failure naming every (provider, why) whose asked-for prices could not be used."""
+    named = "; ".join(f"{name}: {' '.join(why.split())}" for name, why in shortfalls)
+    count = len(shortfalls)
+    return SourceUnavailable(f"--strict --source {mode.value}: no {_STRICT_WANTS[mode]} from "
+                             f"{plural(count, 'provider')}: {named}")
 
 
 def gather_offers(facts: Facts, source: Source | None = None, providers: Sequence[str] = (),
                   deny: Sequence[str] = (), *, say: Say = _quiet, env: Mapping[str, str] | None = None,
-                  now: datetime | None = None, quarantined: bool = False) -> tuple[list[Offer], list[Quarantined]]:
+                  now: datetime | None = None, quarantined: bool = False,
+                  strict: bool = False) -> tuple[list[Offer], list[Quarantined]]:
     """`load_offers`, plus (with ``quarantined``) every price the quality gate set aside from the same sources:
     from live and cached answers now, from the bundled snapshot when it was built."""
     environ = dict(os.environ) if env is None else dict(env)
+    mode = strict_source(source, strict, environ)
     snapshot = load_snapshot(facts)
-    mode = source_or_default(source, environ)
     if mode is Source.snapshot:
         aside = _snapshot_quarantine(facts) if quarantined else []
         if providers or deny:
@@ -114,16 +144,46 @@ def gather_offers(facts: Facts, source: Source | None = None, providers: Sequenc
         known = {o.provider for o in snapshot} | set(adapter_ids())
         names = [n for n in known if (not providers or matches_any(n, providers)) and not matches_any(n, deny)]
     ctx = FetchContext(facts=facts, now=now or utcnow(), env=environ)
-    offers, statuses = collect_offers(snapshot, mode.value, ctx, names)
+    offers, statuses = collect_offers(snapshot, mode.value, ctx, names, pause=not strict)
+    _say_sources(statuses, mode, ctx, say, strict)
     aside: list[Quarantined] = []
     from_snapshot = {s.provider for s in statuses if s.used == "snapshot"}
     for status in statuses:
-        if status.level != "ok" and (status.level == "warning" or mode is not Source.auto):
-            say(f"{status.level}: {status.message}")
         aside += status.quarantined
     if quarantined and from_snapshot:
         aside += [q for q in _snapshot_quarantine(facts) if q.offer.provider in from_snapshot]
     return offers, aside
+
+
+def _say_sources(statuses: Sequence[Any], mode: Source, ctx: Any, say: Say, strict: bool, *, full: bool = False,
+                 summary: bool = True) -> None:
+    """Say where prices came from (providers/fetch.py ``notices``: in full with ``strict`` or ``full``), then, with
+    ``strict``, raise SourceUnavailable naming every provider whose asked-for source could not be used."""
+    from providers.fetch import notices
+
+    for line in notices(statuses, mode.value, paths.cache_dir(ctx.env), ctx.now, full=strict or full,
+                        summary=summary):
+        say(line)
+    shortfalls = [(s.provider, s.shortfall) for s in statuses if s.shortfall]
+    if strict and shortfalls:
+        raise strict_failure(shortfalls, mode)
+
+
+def _say_advisor(status: Any, mode: Source, ctx: Any, say: Say, strict: bool) -> None:
+    """The Spot Instance Advisor feed's notice, said as prices' are (once in full while offline; no short line of its
+    own: the prices' line covers the pause), and with ``strict`` a feed not used as asked is SourceUnavailable."""
+    from providers.fetch import ProviderStatus
+    from providers.spot_advisor import NAME
+
+    used = status.used if status.used in ("live", "cache", "snapshot") else "snapshot"
+    as_status = ProviderStatus(NAME, used, 0, "", None, status.level, status.message,
+                               failure=status.message if status.level == "warning" else "")
+    _say_sources([as_status], mode, ctx, say, False, full=strict, summary=False)
+    if strict and status.level != "ok":  # every fallback says why; a feed used as asked says nothing
+        wants = _STRICT_WANTS[mode].replace("prices", "feed")
+        why = " ".join(status.message.removeprefix(f"{NAME}: ").split())
+        raise SourceUnavailable(f"--strict --source {mode.value}: no {wants} of the AWS Spot Instance Advisor "
+                                f"(spot rates): {why}")
 
 
 def _snapshot_quarantine(facts: Facts) -> list[Quarantined]:
@@ -155,41 +215,168 @@ def source_counts(offers: Sequence[Offer]) -> str:
     counts: dict[str, int] = {}
     for o in offers:
         counts[o.source] = counts.get(o.source, 0) + 1
-    return ", ".join(f"{s}: {n} offers" for s, n in sorted(counts.items())) or "no offers"
+    return ", ".join(f"{s}: {plural(n, 'offer')}" for s, n in sorted(counts.items())) or "no offers"
+
+
+@dataclass(frozen=True)
+class FilterCount:
+    """One filter of a price query (the option and its value as given) and the offers left after it."""
+
+    option: str
+    value: str
+    offers: int
+
+    def record(self) -> dict[str, Any]:
+        return {"option": self.option, "value": self.value, "offers": self.offers}
+
+
+@dataclass(frozen=True)
+class EmptyResult:
+    """Why a price query found nothing: the offers left after each filter in the order applied, up to the one that
+    removed the last of them, and ``reason``, all of it in one line with a hint about that filter."""
+
+    counts: tuple[FilterCount, ...]
+    reason: str
 
 
 @dataclass(frozen=True)
 class PriceList:
     """Offers matching a price query, cheapest first (``spot`` chooses which price sorts), the time their ages are
-    counted to, the age past which a price is stale, and (when asked) the set-aside prices matching the query."""
+    counted to, the age past which a price is stale, (when asked) the set-aside prices matching the query, and
+    (when nothing matched) which filter removed the last offer."""
 
     offers: list[Offer]
     spot: bool | None
     now: datetime | None = None
     stale_days: float = 90.0
     quarantined: list[Quarantined] | None = None
+    empty: EmptyResult | None = None
 
 
 def find_prices(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = None, spot: bool | None = None,
                 providers: Sequence[str] = (), regions: Sequence[str] = (), source: Source | None = None,
-                say: Say = _quiet, now: datetime | None = None, quarantined: bool = False) -> PriceList:
+                say: Say = _quiet, now: datetime | None = None, quarantined: bool = False,
+                strict: bool = False) -> PriceList:
     """`gpuarb prices`: matching offers, cheapest per GPU-hour first. Names must already be canonical.
 
     With ``quarantined``, also the prices the quality gate set aside from the same sources that match the query
-    (``spot`` then picks the set-aside option: spot, on-demand, or both when None).
+    (``spot`` then picks the set-aside option: spot, on-demand, or both when None). With ``strict``, see
+    `load_offers`. An empty answer says which filter emptied it (``PriceList.empty``).
     """
     from arbitrage.catalog import OfferQuery, filter_offers, sort_by_price
 
     query = OfferQuery(gpus=tuple(gpus), count=count, spot=spot, providers=tuple(providers), regions=tuple(regions))
     moment = now or utcnow()
-    offers, aside = gather_offers(facts, source, query.providers, say=say, now=moment, quarantined=quarantined)
+    offers, aside = gather_offers(facts, source, query.providers, say=say, now=moment, quarantined=quarantined,
+                                  strict=strict)
     matching_aside = None
     if quarantined:
         loose = OfferQuery(gpus=query.gpus, count=count, providers=query.providers, regions=query.regions)
         keep = {id(o) for o in filter_offers([q.offer for q in aside], loose, facts)}
         matching_aside = [q for q in aside if id(q.offer) in keep and (spot is None or (q.option == "spot") == spot)]
-    return PriceList(sort_by_price(filter_offers(offers, query, facts), spot), spot, moment,
-                     facts.assumptions.stale_price_days, matching_aside)
+    matching = sort_by_price(filter_offers(offers, query, facts), spot)
+    return PriceList(matching, spot, moment, facts.assumptions.stale_price_days, matching_aside,
+                     None if matching else explain_empty(offers, query, facts))
+
+
+def _names(values: Sequence[str], join: str = " or ", most: int = 4) -> str:
+    """'H100', 'aws or gcp', 'H100/H100-MEGA/H100-NVL and 2 more' for one line."""
+    shown = list(values[:most]) if len(values) <= most else list(values[: most - 1])
+    rest = len(values) - len(shown)
+    return join.join(shown) + (f" and {rest} more" if rest else "")
+
+
+def _most_common(values: Sequence[str], most: int = 6) -> str:
+    """The most frequent values first ('us-east-1, us-west-2, ... and 12 more')."""
+    from collections import Counter
+
+    ranked = [v for v, _ in sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0]))]
+    return _names(ranked, ", ", most)
+
+
+def explain_empty(offers: Sequence[Offer], query: Any, facts: Facts) -> EmptyResult:
+    """Why ``query`` (an arbitrage.catalog.OfferQuery) matches none of ``offers``: the filters applied one at a time
+    (GPU, provider, region, purchase option, GPUs per node), the offers left after each, up to the one that left
+    none, with a hint about that filter. A provider filter that removes nothing (the offers were fetched for those
+    providers only) is said with the first count ('41 H100 offers at aws')."""
+    from arbitrage.catalog import OfferQuery, filter_offers
+
+    left = list(offers)
+    at = f" at {_names(query.providers)}" if query.providers else ""
+    merged = bool(query.providers) and len(filter_offers(left, OfferQuery(providers=query.providers))) == len(left)
+    label = _names(query.gpus, "/") if query.gpus else ""
+    counts: list[FilterCount] = []
+    items: list[str] = []
+    hint = ""
+    if not query.gpus:  # start from every offer there is (of the providers asked, when only those were fetched)
+        counts.append(FilterCount("--provider", _names(query.providers), len(left)) if merged
+                      else FilterCount("", "all offers", len(left)))
+        items.append(f"{plural(len(left), 'offer')}{at if merged else ''}")
+        if not left:
+            hint = f"no price source has any offer{at}"
+    steps: list[tuple[str, str, Any]] = []
+    if query.gpus:
+        steps.append(("--gpu", label, OfferQuery(gpus=query.gpus)))
+    if query.providers and not merged:
+        steps.append(("--provider", _names(query.providers), OfferQuery(providers=query.providers)))
+    if query.regions:
+        steps.append(("--region", _names(query.regions), OfferQuery(regions=query.regions)))
+    if query.spot is not None:
+        steps.append(("--spot" if query.spot else "--on-demand", "", OfferQuery(spot=query.spot)))
+    if query.count is not None:
+        steps.append(("--count", str(query.count), OfferQuery(count=query.count)))
+    for option, value, partial in steps:
+        if not left:
+            break
+        before, left = left, filter_offers(left, partial, facts)
+        counts.append(FilterCount(option, value, len(left)))
+        items.append(f"{len(left):,} " + {
+            "--gpu": f"{label} {noun(len(left), 'offer')}{at if merged else ''}", "--provider": at.strip(),
+            "--region": f"in {_names(query.regions)}", "--spot": "with a spot price",
+            "--on-demand": "with an on-demand price",
+            "--count": f"with {value} {noun(query.count or 0, 'GPU')} per node"}[option])
+        if not left:
+            hint = _empty_hint(option, before, query, facts, at if option != "--gpu" or merged else "", offers)
+    if query.gpus and not offers:
+        hint = f"no price source has any offer{at}"
+    reason = "no offer matches these filters: " + ", ".join(items) + (f" ({hint})" if hint else "")
+    return EmptyResult(tuple(counts), reason)
+
+
+def _empty_hint(option: str, before: Sequence[Offer], query: Any, facts: Facts, at: str,
+                everything: Sequence[Offer]) -> str:
+    """What was there just before ``option`` removed the last offer (of ``everything`` loaded), and how to ask for
+    it."""
+    what = f"{_names(query.gpus, '/')} " if query.gpus else ""
+    if option == "--gpu":
+        return f"GPU models offered{at}: {_most_common([o.gpu_model for o in before], 8)}"
+    if option == "--provider":
+        sellers = f"{what}offers come from {_most_common([o.provider for o in before], 8)}"
+        if not any(matches_any(o.provider, query.providers) for o in everything):
+            return f"no offer from {_names(query.providers)} in these price sources at all; {sellers}"
+        return sellers
+    if option == "--region":
+        from arbitrage.catalog import offer_place
+
+        real = [o.region for o in before if offer_place(o, facts)[0]]
+        if not real:
+            return (f"--region matches real regions only, and these offers are in places without a known country: "
+                    f"{_most_common([o.region for o in before])}")
+        return f"{what.strip() or 'the offers'}{at} {'are' if len(real) > 1 else 'is'} in {_most_common(real)}"
+    if option in ("--spot", "--on-demand"):
+        return f"none of them is sold {'as spot' if query.spot else 'on-demand'}; drop {option}"
+    sizes = sorted({o.gpus_per_node for o in before})
+    most = sizes[-1]
+    if query.count > most:
+        text = f"--count is GPUs per node; the most{at} is {most}"
+        fits = [n for n in sizes if query.count % n == 0]
+        if fits:
+            per = fits[-1]
+            text += f": plan {query.count} GPUs as num_nodes: {query.count // per}" + (
+                f" of {plural(per, 'GPU')}" if per != most else "")
+        return text
+    shown = ", ".join(map(str, sizes[:-1])) + f" or {most}" if len(sizes) > 1 else str(most)
+    return f"--count is GPUs per node; {what}offers{at} come with {shown} {noun(most, 'GPU')} per node"
 
 
 @dataclass(frozen=True)
@@ -201,22 +388,26 @@ class ProviderSources:
 
 
 def provider_sources(facts: Facts, *, refresh: bool = False, say: Say = _quiet,
-                     env: Mapping[str, str] | None = None) -> ProviderSources:
-    """Each provider's adapter, credentials found, last refresh, cached and snapshot counts, last failure."""
+                     env: Mapping[str, str] | None = None, strict: bool = False) -> ProviderSources:
+    """Each provider's adapter, credentials found, last refresh, cached and snapshot counts, last failure.
+
+    ``refresh`` fetches every provider live first and says every outcome in full; with ``strict`` too, any provider
+    whose live prices could not be used ends it with SourceUnavailable naming each (UsageError without ``refresh``).
+    """
     from providers import cache
     from providers.base import FetchContext
     from providers.quality import gate, load_rules
     from providers.registry import cards, get_adapter
 
+    if strict and not refresh:
+        raise UsageError("--strict goes with --refresh: it fails when the refresh could not reach every provider")
     environ = dict(os.environ) if env is None else dict(env)
     snapshot = load_snapshot(facts)
     ctx = FetchContext(facts=facts, now=utcnow(), env=environ)
     if refresh:
         from providers.fetch import collect_offers
 
-        for status in collect_offers(snapshot, "live", ctx)[1]:
-            if status.message:
-                say(f"{status.level}: {status.message}")
+        _say_sources(collect_offers(snapshot, "live", ctx)[1], Source.live, ctx, say, strict, full=True)
     directory = paths.cache_dir(ctx.env)
     rules = load_rules(facts)
     snapshot_aside: dict[str, int] = {}
@@ -294,14 +485,33 @@ def plan_offers(spec: JobSpec, offers: Sequence[Offer], facts: Facts, now: datet
 
 
 def plan_job(path: str, facts: Facts, *, source: Source | None = None, objective: Objective = Objective.cost,
-             now: datetime | None = None, say: Say = _quiet, overrides: SpecOverrides | None = None) -> PlanOutcome:
-    """`gpuarb plan`: the ranked placements for a job spec file (no exit on infeasible: see `plan_verdict`)."""
+             now: datetime | None = None, say: Say = _quiet, overrides: SpecOverrides | None = None,
+             strict: bool = False) -> PlanOutcome:
+    """`gpuarb plan`: the ranked placements for a job spec file (no exit on infeasible: see `plan_verdict`);
+    ``strict``: see `load_offers` (the Spot Instance Advisor feed counts too)."""
     moment = now or utcnow()
+    strict_source(source, strict)
     spec = read_spec(path, facts, moment, overrides)
-    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
-    risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment)
-    return PlanOutcome(spec, offers, plan_offers(spec, offers, facts, moment, objective, risk=risk),
-                       catalog_provenance(offers), moment)
+    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment,
+                         strict=strict)
+    risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment, strict=strict)
+    planned = with_launch_notes(plan_offers(spec, offers, facts, moment, objective, risk=risk))
+    return PlanOutcome(spec, offers, planned, catalog_provenance(offers), moment)
+
+
+def with_launch_notes(result: Plan, backend: str | None = None) -> Plan:
+    """The plan with each placement's ``launch_note``: why ``backend`` (default: the one `gpuarb run` uses) may
+    launch it at another price than shown ('' when the launch pins exactly what was priced)."""
+    from dataclasses import replace
+
+    from arbitrage.launch.backends import price_note
+
+    note = price_note(backend or backend_names()[0])
+
+    def noted(items: Sequence[CostBreakdown]) -> tuple[CostBreakdown, ...]:
+        return tuple(replace(b, launch_note=note(b.placement)) for b in items)
+
+    return replace(result, placements=noted(result.placements), over_budget=noted(result.over_budget))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -341,13 +551,14 @@ def ledger_history(now: datetime) -> tuple[dict[Any, Any], Path | None]:
 
 def risk_inputs(facts: Facts, offers: Sequence[Offer], *, spec: JobSpec | None = None, source: Source | None = None,
                 say: Say = _quiet, env: Mapping[str, str] | None = None, now: datetime | None = None,
-                history: bool = True) -> RiskInputs:
+                strict: bool = False, history: bool = True) -> RiskInputs:
     """Spot rates and capacity signals for planning ``spec`` over ``offers`` (or for `gpuarb risk` without one).
 
     The Advisor table follows ``source`` like prices do (snapshot: the bundled copy; auto: a fresh cache, else
-    the live feed, else a stale cache, else the bundled copy). Capacity signals come from the offers themselves
-    (live Lambda/RunPod offers, marketplace counts) and, for a spec with AWS spot candidates and AWS credentials
-    outside snapshot/cache mode, from AWS spot placement scores. Notices go to ``say``.
+    the live feed, else a stale cache, else the bundled copy), ``strict`` included: a feed that could not be used
+    as asked is SourceUnavailable. Capacity signals come from the offers themselves (live Lambda/RunPod offers,
+    marketplace counts) and, for a spec with AWS spot candidates and AWS credentials outside snapshot/cache mode,
+    from AWS spot placement scores. Notices go to ``say``.
     """
     from arbitrage.capacity import CapacityBook, offer_signals
     from arbitrage.spotrisk import RiskBook
@@ -368,10 +579,9 @@ def risk_inputs(facts: Facts, offers: Sequence[Offer], *, spec: JobSpec | None =
     if ctx is not None and wants_advisor:  # the Advisor rates AWS spot only: no fetch for a plan without it
         from providers.spot_advisor import load_advisor
 
-        advisor, status = load_advisor(mode.value, ctx)
+        advisor, status = load_advisor(mode.value, ctx, pause=not strict)
         used = status.used
-        if status.message and (status.level == "warning" or mode is not Source.auto):
-            say(f"{status.level}: {status.message}")
+        _say_advisor(status, mode, ctx, say, strict)
     observed, ledger_path = ledger_history(moment) if history else ({}, None)
     in_stock = {c.id: c.live_offers_in_stock for c in cards() if c.live_offers_in_stock}
     signals = offer_signals(offers, in_stock)
@@ -409,17 +619,18 @@ class RiskTable:
 
 
 def risk_table(facts: Facts, *, providers: Sequence[str] = (), gpus: Sequence[str] = (), source: Source | None = None,
-               say: Say = _quiet, now: datetime | None = None) -> RiskTable:
+               say: Say = _quiet, now: datetime | None = None, strict: bool = False) -> RiskTable:
     """Every spot offer's preemption rate per instance-hour, its prior, the observed history behind it, its restart
-    time and its source, one row per provider / instance type / region / zone kind (GPU names canonical)."""
+    time and its source, one row per provider / instance type / region / zone kind (GPU names canonical);
+    ``strict``: see `load_offers` (the Spot Instance Advisor feed counts too)."""
     from arbitrage.spotrisk import family_of
     from providers.registry import find
 
     moment = now or utcnow()
-    offers = [o for o in load_offers(facts, source, providers, say=say, now=moment)
+    offers = [o for o in load_offers(facts, source, providers, say=say, now=moment, strict=strict)
               if o.spot_usd_per_hour is not None and (not providers or matches_any(o.provider, providers))
               and (not gpus or any(o.provides(g) for g in gpus))]
-    risk = risk_inputs(facts, offers, source=source, say=say, now=moment)
+    risk = risk_inputs(facts, offers, source=source, say=say, now=moment, strict=strict)
     book = risk.book
     rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for o in sorted(offers, key=lambda o: (o.provider, o.instance_type, o.region, o.zone or "")):
@@ -479,7 +690,7 @@ def plan_verdict(result: Plan, *, over_budget: str, infeasible: str) -> GpuarbEr
 
 
 def plan_record_of(ref: str, facts: Facts, *, source: Source | None = None, objective: Objective = Objective.cost,
-                   now: datetime | None = None, say: Say = _quiet) -> dict[str, Any]:
+                   now: datetime | None = None, say: Say = _quiet, strict: bool = False) -> dict[str, Any]:
     """The plan record (the JSON of `gpuarb plan`) for one side of a diff.
 
     ``ref`` is a saved plan JSON file, a job spec file, or ``REV:PATH`` (the spec as git has it at that revision,
@@ -499,7 +710,7 @@ def plan_record_of(ref: str, facts: Facts, *, source: Source | None = None, obje
                 return json.loads(text)  # type: ignore[no-any-return]
             except json.JSONDecodeError as exc:
                 raise UsageError(f"{ref}: not a plan JSON file ({exc.msg} at line {exc.lineno})") from None
-        outcome = plan_job(ref, facts, source=source, objective=objective, now=moment, say=say)
+        outcome = plan_job(ref, facts, source=source, objective=objective, now=moment, say=say, strict=strict)
     else:
         rev, sep, rel = ref.partition(":")
         if not sep or not rev or not rel:
@@ -507,8 +718,9 @@ def plan_record_of(ref: str, facts: Facts, *, source: Source | None = None, obje
         from arbitrage.specfile import parse_jobspec_text
 
         spec = parse_jobspec_text(_git_show(rev, rel), facts, ref)
-        offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
-        risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment)
+        offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment,
+                             strict=strict)
+        risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment, strict=strict)
         outcome = PlanOutcome(spec, offers, plan_offers(spec, offers, facts, moment, objective, risk=risk),
                               catalog_provenance(offers), moment)
     return plan_record(outcome.plan, 5, outcome.now, outcome.catalog)
@@ -543,12 +755,15 @@ class DiffOutcome:
 def diff_plans(base: str, head: str, facts: Facts, *, source: Source | None = None,
                objective: Objective = Objective.cost, fail_above_usd: float | None = None,
                fail_above_percent: float | None = None, now: datetime | None = None,
-               say: Say = _quiet) -> DiffOutcome:
-    """The cost change from BASE to HEAD, both planned at the same time over the same price sources."""
+               say: Say = _quiet, strict: bool = False) -> DiffOutcome:
+    """The cost change from BASE to HEAD, both planned at the same time over the same price sources (``strict``:
+    see `load_offers`; a side that is a saved plan loads no prices)."""
     from arbitrage.costdiff import CostDiff, plan_side, policy_violations
 
     moment = now or utcnow()
-    sides = [plan_side(plan_record_of(ref, facts, source=source, objective=objective, now=moment, say=say), ref)
+    strict_source(source, strict)
+    sides = [plan_side(plan_record_of(ref, facts, source=source, objective=objective, now=moment, say=say,
+                                      strict=strict), ref)
              for ref in (base, head)]
     diff = CostDiff(sides[0], sides[1])
     return DiffOutcome(diff, policy_violations(diff, fail_above_usd=fail_above_usd,
@@ -613,24 +828,28 @@ class PreparedRun:
 def prepare_run(job: str, facts: Facts, *, backend: str, ray_address: str | None = None,
                 source: Source | None = None, objective: Objective = Objective.cost, max_failovers: int = 3,
                 check_backend: bool = True, say: Say = _quiet,
-                overrides: SpecOverrides | None = None) -> PreparedRun:
+                overrides: SpecOverrides | None = None, strict: bool = False) -> PreparedRun:
     """Plan a job and choose the placements the backend will try (failover list plus the spot fallback).
 
     With ``overrides`` the run keeps the job file as they made it (specfile.overridden_text), so a resumed or
-    detached supervisor reads the same job."""
+    detached supervisor reads the same job. ``strict``: see `load_offers` (nothing is launched on prices that
+    were not the ones asked for)."""
     from arbitrage.launch.runner import launchable
     from arbitrage.specfile import overridden_text, parse_jobspec_text, read_spec_text
 
     path = str(Path(job).resolve())
     moment = utcnow()
+    strict_source(source, strict)
     spec_text = read_spec_text(job)
     if overrides:
         parse_jobspec_text(spec_text, facts, where=job, now=moment, overrides=overrides)  # errors name the file
         spec_text = overridden_text(spec_text, overrides, job)
     spec = parse_jobspec_text(spec_text, facts, where=job, now=moment)
-    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
+    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment,
+                         strict=strict)
     result = plan_offers(spec, offers, facts, moment, objective,
-                         risk=risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment))
+                         risk=risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment,
+                                          strict=strict))
     verdict = plan_verdict(result, over_budget="best plan is over budget: {total_plain} expected; nothing launched",
                            infeasible="no feasible placement (see `gpuarb plan`); nothing launched")
     if verdict is not None:
@@ -640,8 +859,7 @@ def prepare_run(job: str, facts: Facts, *, backend: str, ray_address: str | None
     for line in skipped[:5]:
         say(f"skipped: {line}")
     if not chosen:
-        raise NothingFeasible(f"none of the {len(result.placements)} feasible placement"
-                              f"{'' if len(result.placements) == 1 else 's'} can be launched by "
+        raise NothingFeasible(f"none of the {plural(len(result.placements), 'feasible placement')} can be launched by "
                               f"--backend {backend}; nothing launched")
     note = impl.accounting_note(chosen[0])
     if note:
@@ -910,30 +1128,85 @@ def recent_runs(ledger: Ledger, *, limit: int | None = None, since: datetime | N
     return [run_summary(ledger, r) for r in ledger.runs(since=since, tags=dict(tags or {}), limit=limit)]
 
 
+def find_run(ledger: Ledger, ref: str) -> RunRow:
+    """The run a user names: by id (exact, or a unique prefix of RUN_ID_MIN_PREFIX characters or more) first, else
+    by its job name: the live run of that name when exactly one is live, else the newest run of that name.
+
+    UsageError when several runs of that name are still live (the line lists their ids) or ``ref`` is blank;
+    LedgerError when no run has that id or name.
+    """
+    from arbitrage.errors import LedgerError, UsageError
+
+    try:
+        return ledger.run(ref)
+    except (LedgerError, UsageError) as exc:
+        by_id = exc
+    name = ref.strip()
+    named = ledger.runs_named(name) if name else []
+    if not named:
+        if isinstance(by_id, UsageError) and name:  # not shaped like an id: it named neither
+            raise LedgerError(f"no run with id or name {ref[:80]!r} in {ledger.path} (see `gpuarb history`)") from None
+        if isinstance(by_id, LedgerError):
+            raise LedgerError(f"{by_id}; no run is named {name[:80]!r} either") from None
+        raise by_id
+    live = [r for r in named if not r.terminal]
+    if len(live) > 1:
+        shown = ", ".join(r.id for r in live[:10]) + (f" and {len(live) - 10} more" if len(live) > 10 else "")
+        raise UsageError(f"run name {name!r} matches {len(live)} runs that are still live ({shown}); "
+                         "give one of these ids")
+    return live[0] if live else named[0]
+
+
 def _open_attempt_handle(ledger: Ledger, run_id: str) -> tuple[int, Any] | None:
+    """The latest launched attempt's number and Handle (None: nothing launched); LedgerError for a handle that does
+    not hold what a launch records (its backend and cluster name)."""
+    from arbitrage.errors import LedgerError
     from arbitrage.launch.backend import Handle
 
     for attempt in reversed(ledger.attempts(run_id)):
         if attempt.handle is not None:
-            return attempt.n, Handle.from_dict(attempt.handle)
+            try:
+                return attempt.n, Handle.from_dict(attempt.handle)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise LedgerError(f"{ledger.path}: run {run_id} attempt {attempt.n}: its launch handle does not "
+                                  f"parse ({type(exc).__name__}: {exc})") from None
     return None
 
 
-def supervisor_log(run_id: str) -> Path | None:
-    """The log file of a detached run's supervisor, when it has one."""
-    log = paths.run_logs_dir() / f"{open_ledger().run(run_id).id}.log"
-    return log if log.exists() else None
+@dataclass(frozen=True)
+class RunLogs:
+    """`gpuarb logs`: whose output it is (run, attempt, cluster, backend), the log of a detached run's supervisor
+    (<data dir>/runs/<id>.log, when there is one) and the job's lines (read as they are iterated; with ``follow``,
+    until the job ends)."""
+
+    run_id: str
+    name: str
+    attempt: int
+    cluster: str
+    backend: str
+    supervisor_log: Path | None
+    lines: Iterator[str]
+
+    def record(self, lines: Sequence[str]) -> dict[str, Any]:
+        """The JSON document of `logs --format json`, with ``lines`` (read from ``self.lines``)."""
+        return {"run_id": self.run_id, "name": self.name, "attempt": self.attempt, "cluster": self.cluster,
+                "backend": self.backend,
+                "supervisor_log": None if self.supervisor_log is None else str(self.supervisor_log),
+                "lines": list(lines)}
 
 
-def run_logs(run_id: str, *, follow: bool = False, ray_address: str | None = None) -> Iterator[str]:
-    """`gpuarb logs`: the latest attempt's output lines (with ``follow``, until the job ends)."""
+def run_logs(run_id: str, *, follow: bool = False, ray_address: str | None = None) -> RunLogs:
+    """`gpuarb logs`: the latest launched attempt's output (``run_id``: an id or a run name)."""
     ledger = open_ledger()
-    run = ledger.run(run_id)
+    run = find_run(ledger, run_id)
     found = _open_attempt_handle(ledger, run.id)
     if found is None:
         raise GpuarbError(f"run {run.id} has not launched anything yet (state {run.state})")
-    _, handle = found
-    return iter(make_backend(handle.backend, ray_address).logs(handle, follow=follow))
+    n, handle = found
+    log = paths.run_logs_dir() / f"{run.id}.log"
+    lines = iter(make_backend(handle.backend, ray_address).logs(handle, follow=follow))
+    return RunLogs(run.id, run.name, n, handle.cluster_name, handle.backend, log if log.exists() else None,
+                   (line.rstrip("\n") for line in lines))
 
 
 @dataclass(frozen=True)
@@ -946,11 +1219,12 @@ class StopResult:
 
 
 def stop_run(run_id: str, *, ray_address: str | None = None, now: Callable[[], datetime] = utcnow) -> StopResult:
-    """Stop a run and tear its cluster down; a live run is marked cancelled, a finished one keeps its state."""
+    """Stop a run and tear its cluster down; a live run is marked cancelled, a finished one keeps its state.
+    ``run_id`` is an id or a run name (see ``find_run``)."""
     from arbitrage.runstate import EventKind, RunState
 
     ledger = open_ledger()
-    run = ledger.run(run_id)
+    run = find_run(ledger, run_id)
     found = _open_attempt_handle(ledger, run.id)
     message = "cancelled by gpuarb down"
     if found is not None:
@@ -1174,33 +1448,43 @@ class PriceReportOutcome:
 def price_report(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = None,
                  providers: Sequence[str] = (), regions: Sequence[str] = (), reference: str = "H100",
                  workload: str = "training", source: Source | None = None, say: Say = _quiet,
-                 now: datetime | None = None, unit_model: Any = None) -> PriceReportOutcome:
+                 now: datetime | None = None, unit_model: Any = None, strict: bool = False) -> PriceReportOutcome:
     """Per GPU model, each provider's cheapest offers and effective price per unit of work, each with its price's
     age at ``now``; names canonical. With ``unit_model`` (an arbitrage.units.ModelSpec) also USD per million tokens
-    of that model per GPU model."""
+    of that model per GPU model. ``strict``: see `load_offers`. Nothing matching is NothingFeasible saying which
+    filter removed the last offer (`explain_empty`)."""
     from arbitrage.catalog import OfferQuery, filter_offers
     from arbitrage.report.prices import build_price_report
 
     moment = now or utcnow()
     query = OfferQuery(gpus=tuple(gpus), count=count, providers=tuple(providers), regions=tuple(regions))
-    matching = filter_offers(load_offers(facts, source, query.providers, say=say, now=moment), query, facts)
+    offers = load_offers(facts, source, query.providers, say=say, now=moment, strict=strict)
+    matching = filter_offers(offers, query, facts)
+    if not matching:
+        raise NothingFeasible(explain_empty(offers, query, facts).reason)
     report = build_price_report(matching, facts, reference, workload, now=moment, unit_model=unit_model)
     if not report.models:
-        raise NothingFeasible("no offer matches these filters")
+        raise NothingFeasible(f"no offer matches these filters: {len(matching):,} matched, none with a price")
     return PriceReportOutcome(report, list(matching))
 
 
 def plan_report(path: str, facts: Facts, *, top: int = 5, source: Source | None = None,
                 objective: Objective = Objective.cost, now: datetime | None = None,
-                say: Say = _quiet, overrides: SpecOverrides | None = None) -> tuple[Any, dict[str, Any]]:
-    """`report plan`: the plan report (breakdown, rejections, savings vs naive) and the offers' provenance."""
+                say: Say = _quiet, overrides: SpecOverrides | None = None,
+                strict: bool = False) -> tuple[Any, dict[str, Any]]:
+    """`report plan`: the plan report (breakdown, rejections, savings vs naive) and the offers' provenance;
+    ``strict``: see `load_offers`."""
     from arbitrage.report.plan import build_plan_report
 
     moment = now or utcnow()
+    strict_source(source, strict)
     spec = read_spec(path, facts, moment, overrides)
-    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment)
+    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment,
+                         strict=strict)
     catalog = catalog_provenance(offers)
-    return build_plan_report(spec, offers, facts, moment, objective.value, top, catalog), catalog
+    risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment, strict=strict)
+    planned = with_launch_notes(plan_offers(spec, offers, facts, moment, objective, risk=risk))  # as `gpuarb plan`
+    return build_plan_report(spec, offers, facts, moment, objective.value, top, catalog, planned), catalog
 
 
 OWNERSHIP_FLAGS = {"purchase_usd": "--purchase-usd", "power_w": "--power-w", "usd_per_kwh": "--usd-per-kwh",
@@ -1210,16 +1494,18 @@ OWNERSHIP_FLAGS = {"purchase_usd": "--purchase-usd", "power_w": "--power-w", "us
 
 def breakeven(facts: Facts, gpu: str, given: Mapping[str, float | None], *, spot: bool = False,
               rental_usd_per_gpu_hour: float | None = None, providers: Sequence[str] = (),
-              source: Source | None = None, say: Say = _quiet) -> Any:
+              source: Source | None = None, say: Say = _quiet, strict: bool = False) -> Any:
     """Rent vs buy one GPU (canonical name): every assumption from ``given`` or ownership.toml, with its source.
 
     ``given`` holds the OWNERSHIP_FLAGS keys (None: take the default); the rental is the catalog's cheapest
-    offer of the GPU (from ``providers`` when given) unless ``rental_usd_per_gpu_hour`` is set.
+    offer of the GPU (from ``providers`` when given) unless ``rental_usd_per_gpu_hour`` is set; ``strict``: see
+    `load_offers`.
     """
     from arbitrage.errors import UsageError
     from arbitrage.report.breakeven import Ownership, Rental, cheapest_rental, compare, validate
     from arbitrage.report.ownership import load_ownership
 
+    strict_source(source, strict)
     defaults = load_ownership()
     values: dict[str, float] = {}
     sources: dict[str, str] = {"gpu": "--gpu"}
@@ -1238,7 +1524,7 @@ def breakeven(facts: Facts, gpu: str, given: Mapping[str, float | None], *, spot
              "--rental-usd-per-gpu-hour")  # before any fetch
     if rental_usd_per_gpu_hour is not None:
         return compare(own, Rental(rental_usd_per_gpu_hour, spot))
-    offers = load_offers(facts, source, providers, say=say)
+    offers = load_offers(facts, source, providers, say=say, strict=strict)
     offers = [o for o in offers if not providers or matches_any(o.provider, providers)]
     found = cheapest_rental(offers, gpu, spot)
     if found is None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 
 Verdict = Literal["ok", "demote", "reject"]
 
@@ -95,7 +96,8 @@ def offer_signals(offers: Iterable[Offer], in_stock_providers: Mapping[str, str]
     for o in offers:
         if o.available is not None:
             out.append(CapacitySignal(o.provider, o.region, o.zone, o.instance_type, None, 0.0,
-                                      f"{o.available} listed", f"{o.provider} lists {o.available} such machine(s) now "
+                                      f"{o.available} listed",
+                                      f"{o.provider} lists {plural(o.available, 'such machine')} now "
                                       f"({o.source}, as of {o.as_of})", o.as_of, listed=o.available))
         elif o.source == "live" and o.provider in in_stock_providers:
             out.append(CapacitySignal(o.provider, o.region, o.zone, o.instance_type, None, 1.0, "in stock",

@@ -89,6 +89,9 @@ class CostBreakdown:
     # the placement cannot do the work (model does not fit, no throughput fact), the reason (R_* in units).
     unit: UnitRate | None = None
     unfit: str = ""
+    # Set by app.plan_job from the default backend: why a launch may not run at this price ('' when the launch pins
+    # exactly what was priced), e.g. an AWS zone SkyPilot picks itself or a marketplace offer it rents.
+    launch_note: str = ""
 
     @property
     def egress_usd(self) -> float:

@@ -11,6 +11,7 @@ and exits with ``error.exit_code``. Nothing else in the code writes a literal ex
     ├── OverBudget (4)            the best plan is over budget, or the budget breaker stopped the run
     ├── JobFailed (5)             the job's own failure, a launch error, or more restarts than allowed
     ├── PolicyFailed (6)          `gpuarb diff`: the cost change is over a --fail-above-* threshold
+    ├── SourceUnavailable (7)     --strict: a provider's live (or cached) prices could not be used; names each, and why
     ├── Interrupted (130)         Ctrl-C / SIGTERM
     ├── Cancelled (1)             a run stopped by `gpuarb down`
     ├── DataError (1)             a bundled or user data file (catalog, fact table, config) is malformed
@@ -34,6 +35,7 @@ EXIT_NOTHING_FEASIBLE = 3
 EXIT_OVER_BUDGET = 4
 EXIT_JOB_FAILED = 5
 EXIT_POLICY_FAILED = 6
+EXIT_SOURCE_UNAVAILABLE = 7
 EXIT_INTERRUPTED = 130
 
 
@@ -82,6 +84,13 @@ class PolicyFailed(GpuarbError):
 
     exit_code = EXIT_POLICY_FAILED
     label = ""
+
+
+class SourceUnavailable(GpuarbError):
+    """--strict: a price source the command was told to use (live, cache, or auto's fresh cache or live fetch) could
+    not be used for one or more providers; one line naming every one of them and why."""
+
+    exit_code = EXIT_SOURCE_UNAVAILABLE
 
 
 class Interrupted(GpuarbError):

@@ -9,7 +9,6 @@ The egress tiers are loaded here and priced by ``arbitrage.egress``.
 from __future__ import annotations
 
 import csv
-import fnmatch
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,9 @@ from arbitrage import paths
 from arbitrage.egress import EGRESS_PATHS, EGRESS_UNITS, EgressTier, tier_in_gb
 from arbitrage.errors import DataError
 from arbitrage.geo import CONTINENTS, REGION_KINDS, Place, RegionTable, normalise_country
+from arbitrage.globs import glob_match
 from arbitrage.offers import INTERCONNECTS
+from arbitrage.plural import noun
 from arbitrage.units import UnitFacts, build_unit_facts
 
 Workload = Literal["training", "inference"]
@@ -124,8 +125,8 @@ class PreemptionRule:
     def matches(self, provider: str, instance_type: str, region: str, zone_kind: str) -> bool:
         """True when this rule covers an offer of ``provider`` (globs are case-sensitive, as in the data)."""
         return (self.provider == provider and self.zone_kind in ("*", zone_kind)
-                and fnmatch.fnmatchcase(region, self.region_glob)
-                and fnmatch.fnmatchcase(instance_type, self.instance_glob))
+                and glob_match(region, self.region_glob)
+                and glob_match(instance_type, self.instance_glob))
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,11 +240,11 @@ class Facts:
         if found is None:
             fabric, gbps = "none", 0.0
             for rule in self.interconnect_rules:
-                if rule.provider == provider and fnmatch.fnmatchcase(instance_type, rule.instance_glob):
+                if rule.provider == provider and glob_match(instance_type, rule.instance_glob):
                     fabric, gbps = rule.interconnect, rule.gbps
                     break
             variant = next((v.gpu_model for v in self.variant_rules if v.provider == provider
-                            and fnmatch.fnmatchcase(instance_type, v.instance_glob)), None)
+                            and glob_match(instance_type, v.instance_glob)), None)
             found = self._instance_facts[key] = (fabric, gbps, variant)
         return found
 
@@ -278,9 +279,9 @@ class Facts:
         key = (provider, instance_type, gpu_model)
         if key not in self._intra_node_memo:
             self._intra_node_memo[key] = next(
-                (r for r in self.intra_node_rules if fnmatch.fnmatchcase(provider, r.provider)
-                 and fnmatch.fnmatchcase(instance_type, r.instance_glob)
-                 and fnmatch.fnmatchcase(gpu_model, r.gpu_model)), None)
+                (r for r in self.intra_node_rules if glob_match(provider, r.provider)
+                 and glob_match(instance_type, r.instance_glob)
+                 and glob_match(gpu_model, r.gpu_model)), None)
         return self._intra_node_memo[key]
 
     def intra_node_efficiency(self, provider: str, instance_type: str, gpu_model: str, gpus: int) -> float:
@@ -329,7 +330,7 @@ def _rows(name: str, required: tuple[str, ...]) -> Iterator[tuple[str, dict[str,
     try:
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
-            raise DataError(f"{label}: missing column(s) {', '.join(missing)}")
+            raise DataError(f"{label}: missing {noun(len(missing), 'column')} {', '.join(missing)}")
         for lineno, row in enumerate(reader, start=2):
             yield f"{label}:{lineno}", {k: (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()
                                         if k}

@@ -14,10 +14,11 @@ Rows of the table may be globs (``us-*``): exact rows win, then globs in file or
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from arbitrage.globs import glob_match
 
 # Continent names used on Offer.continent (see arbitrage/offers.py). The Middle East counts as Asia, Mexico
 # and Central America as North America, as in the UN M49 geoscheme's continental regions.
@@ -104,7 +105,7 @@ class RegionTable:
         found = self.exact.get(key)
         if found is None:
             found = next((p for p in self.globs if p.provider == provider
-                          and fnmatch.fnmatchcase(key[1], p.region.lower())), None)
+                          and glob_match(key[1], p.region.lower())), None)
         self._memo[key] = found
         return found
 

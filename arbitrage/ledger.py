@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from arbitrage import billing, paths
 from arbitrage.errors import LedgerError, UsageError
+from arbitrage.plural import plural
 from arbitrage.runstate import EventKind, RunState
 
 SCHEMA_VERSION = 3
@@ -377,7 +378,7 @@ class Ledger:
                      p["egress_out_usd"], p["price_source"], p["price_as_of"], p["price_ref"]))
             c.executemany("INSERT INTO tags (run_id, key, value) VALUES (?,?,?)",
                           [(run_id, k, str(v)) for k, v in sorted(tags.items())])
-            feasible = f"{len(placements)} feasible placement{'' if len(placements) == 1 else 's'}"
+            feasible = plural(len(placements), 'feasible placement')
             self._event(c, run_id, None, now, EventKind.PLANNED, feasible, planned_data or {})
         return run_id
 
@@ -518,6 +519,18 @@ class Ledger:
         except ValueError as exc:
             raise LedgerError(f"{self.path}: run {rows[0]['id']}: its row does not parse ({exc})") from None
 
+    def runs_named(self, name: str) -> list[RunRow]:
+        """The runs whose job name is exactly ``name``, newest first (rows that do not parse are skipped and
+        reported, as ``runs`` does)."""
+        out = []
+        for r in self._conn.execute("SELECT * FROM runs WHERE name = ? ORDER BY created_at DESC, id DESC",
+                                    (name,)).fetchall():
+            try:
+                out.append(self._run(r))
+            except (ValueError, TypeError, LedgerError) as exc:
+                self._skip(f"runs row {r['id']!r}", exc)
+        return out
+
     def runs(self, *, since: datetime | None = None, tags: Mapping[str, str] | None = None,
              states: frozenset[RunState] | None = None, limit: int | None = None) -> list[RunRow]:
         """Runs newest first, filtered by creation time, exact tag matches and state."""
@@ -554,7 +567,7 @@ class Ledger:
                              "egress_in_usd", "egress_out_usd"):
                     _money(getattr(row, name))
                 if _count(row.nodes) < 1 or _count(row.gpus_per_node) < 1:
-                    raise ValueError(f"{row.nodes} nodes of {row.gpus_per_node} GPUs")
+                    raise ValueError(f"{plural(row.nodes, 'node')} of {plural(row.gpus_per_node, 'GPU')}")
                 out.append(row)
             except (ValueError, TypeError) as exc:
                 self._skip(f"placements row {r['run_id']!r} #{r['rank']}", exc)

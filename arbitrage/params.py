@@ -15,6 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from arbitrage.errors import UsageError
+from arbitrage.globs import glob_filter, glob_match
 
 if TYPE_CHECKING:
     from arbitrage.facts import Facts
@@ -74,26 +75,50 @@ def parse_now(now: str | None, clock: datetime) -> datetime:
     return _utc("--now", stamp)
 
 
+# `--since`: a duration back from now is one or more <number><unit> parts, optionally followed by "ago".
+SINCE_FORMS = "2w, 7d, 1d12h, 90m back from now, or an ISO date/time (2026-11-01, 2026-11-01T12:00Z)"
+_SINCE_UNIT_DAYS: dict[str, float] = {
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7.0),
+    **dict.fromkeys(("d", "day", "days"), 1.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 1 / 24),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 1 / 1440),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1 / 86400),
+}
+_SINCE_VAGUE_UNITS = frozenset({"mo", "mon", "month", "months", "y", "yr", "yrs", "year", "years"})
+# Patterns as text: `re` compiles (and caches) them on first use, not on every command's start-up.
+_SINCE_PART = r"\s*(\d{1,12}(?:\.\d{1,12})?)\s*([a-z]+)\s*,?"
+_SINCE_DURATION = r"(?:\s*\d{1,12}(?:\.\d{1,12})?\s*[a-z]+\s*,?)+\s*"
+
+
 def parse_since(text: str | None, now: datetime) -> datetime | None:
-    """`--since`: an ISO date/time, or a duration back from now such as 7d, 12h, 30m (None: not given)."""
+    """`--since`: a duration back from now (2w, 7d, 1d12h, 90m, "3 days ago"), or an ISO date/time (UTC when it
+    has no zone); None when not given. Bad input is a UsageError naming the option."""
     if text is None:
         return None
-    if not text.strip():
-        raise UsageError("--since: empty; give 2026-11-01, 2026-11-01T12:00Z or 7d/12h/30m")
-    match = re.fullmatch(r"(\d{1,12}(?:\.\d{1,12})?)([dhm])", text.strip())
-    if match:
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    body = text.strip().lower()
+    if not body:
+        raise UsageError(f"--since: empty; give {SINCE_FORMS}")
+    if body.endswith("ago"):
+        body = body[:-3]
+    if len(body) <= 100 and re.fullmatch(_SINCE_DURATION, body):
         from datetime import timedelta
 
-        amount, unit = float(match.group(1)), match.group(2)
-        days = amount / {"d": 1, "h": 24, "m": 1440}[unit]
+        days = 0.0
+        for amount, unit in re.findall(_SINCE_PART, body):
+            if unit in _SINCE_VAGUE_UNITS:
+                raise UsageError(f"--since: {shown!r}: months and years vary in length; give days (90d) or a date "
+                                 "(2026-08-01)")
+            if unit not in _SINCE_UNIT_DAYS:
+                raise UsageError(f"--since: {shown!r}: unknown unit {unit!r}; give {SINCE_FORMS}")
+            days += float(amount) * _SINCE_UNIT_DAYS[unit]
         if days > MAX_SINCE_DAYS:
-            raise UsageError(f"--since: {text!r} is more than {MAX_SINCE_DAYS:,} days back")
+            raise UsageError(f"--since: {shown!r} is more than {MAX_SINCE_DAYS:,} days back")
         return now - timedelta(days=days)
     try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        shown = text if len(text) <= 40 else text[:37] + "..."
-        raise UsageError(f"--since: cannot read {shown!r} (use 2026-11-01, 2026-11-01T12:00Z or 7d/12h/30m)") from None
+        raise UsageError(f"--since: cannot read {shown!r}; give {SINCE_FORMS}") from None
     return _utc("--since", stamp)
 
 
@@ -127,21 +152,39 @@ def canonical_gpu(name: str, facts: Facts, option: str) -> str:
     return canonical
 
 
-def canonical_gpus(names: Sequence[str], facts: Facts) -> tuple[str, ...]:
-    """`--gpu` values (repeatable, or comma-separated) as canonical GPU names."""
-    return tuple(canonical_gpu(part, facts, "--gpu") for name in names for part in name.split(","))
+_GLOB_CHARS = frozenset("*?[")
+
+
+def canonical_gpus(names: Sequence[str], facts: Facts, option: str = "--gpu") -> tuple[str, ...]:
+    """`--gpu` filter values (repeatable, or comma-separated) as canonical GPU names, each once, in the order given.
+
+    A value with a shell-style glob character (``*``, ``?``, ``[``) stands for every GPU whose name or alias it
+    matches (``matches_any``: case-insensitive; ``H100*`` is H100, H100-MEGA, H100-PCIE and H100-NVL); a glob that
+    matches none is a UsageError naming it. Any other value is one GPU name (``canonical_gpu``: did-you-mean).
+    """
+    found: dict[str, None] = {}
+    for part in (p.strip() for name in names for p in name.split(",")):
+        if not _GLOB_CHARS & set(part):
+            found[canonical_gpu(part, facts, option)] = None
+            continue
+        matched = [g.name for g in facts.gpus.values() if matches_any(g.name, (part,))
+                   or any(matches_any(alias, (part,)) for alias in g.aliases)]
+        if not matched:
+            shown = part if len(part) <= 40 else part[:37] + "..."
+            raise UsageError(f"{option}: no known GPU matches the glob '{shown}' (known: {', '.join(facts.gpus)})")
+        found.update(dict.fromkeys(matched))
+    return tuple(found)
 
 
 def check_providers(patterns: Sequence[str]) -> tuple[str, ...]:
     """`--provider` ids or globs; each must match a known provider."""
     import difflib
-    import fnmatch
 
     from providers.registry import provider_ids
 
     known = provider_ids()
     for p in patterns:
-        if not fnmatch.filter(known, p.lower()):
+        if not glob_filter(known, p.lower()):
             match = difflib.get_close_matches(p.lower(), known, n=1)
             raise UsageError(f"--provider: unknown provider '{p}'" + (f" (did you mean {match[0]}?)" if match else "")
                              + f"; known: {', '.join(known)}")
@@ -151,6 +194,4 @@ def check_providers(patterns: Sequence[str]) -> tuple[str, ...]:
 def matches_any(value: str, patterns: Iterable[str]) -> bool:
     """True when a provider id, region... matches one of the globs, case-insensitively (the one glob rule for
     --provider/--region options and the job spec's allow/deny lists)."""
-    import fnmatch
-
-    return any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
+    return any(glob_match(value.lower(), p.lower()) for p in patterns)

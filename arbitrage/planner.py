@@ -15,6 +15,7 @@ from arbitrage.costmodel import CostBreakdown, Placement, deadline_probability, 
 from arbitrage.geo import geo_matches, locate, zone_pin_matches
 from arbitrage.offers import Offer
 from arbitrage.params import matches_any
+from arbitrage.plural import plural
 from arbitrage.rightsize import RightSize, right_size
 from providers.registry import find as find_card
 
@@ -265,12 +266,18 @@ def _capacity_note(book: CapacityBook | None, signalled: int, feasible: int) -> 
     """One line: how many feasible placements had a capacity signal, from what, and why others had none."""
     asked = ", ".join(book.asked) if book is not None and book.asked else "no source asked"
     why = "; ".join(book.unavailable) if book is not None and book.unavailable else ""
-    if signalled == 0:
+    if signalled == 0 and feasible == 1:
+        line = f"capacity signals: the 1 feasible placement has none ({asked}); it is ranked on price alone"
+    elif signalled == 0:
         line = (f"capacity signals: none of the {feasible} feasible placements has one ({asked}); they are ranked on "
                 "price alone")
     else:
-        line = (f"capacity signals: {signalled} of {feasible} feasible placements have one ({asked}); the other "
-                f"{feasible - signalled} have none and are ranked on price alone")
+        line = (f"capacity signals: {signalled} of {plural(feasible, 'feasible placement')} "
+                f"{'has' if signalled == 1 else 'have'} one ({asked})")
+        if feasible > signalled:
+            other = feasible - signalled
+            line += (f"; the other {other} {'has none and is' if other == 1 else 'have none and are'} ranked on price "
+                     "alone")
     return f"{line} ({why})" if why else line
 
 

@@ -14,6 +14,7 @@ from arbitrage.catalog import age_days, age_label, is_stale
 from arbitrage.costmodel import CostBreakdown
 from arbitrage.offers import Offer
 from arbitrage.planner import BUDGET_REASONS, Choice, Plan
+from arbitrage.plural import noun, plural
 
 # The age past which a price is flagged stale when the caller gives none (arbitrage/data/assumptions.toml).
 DEFAULT_STALE_DAYS = 90.0
@@ -197,6 +198,7 @@ def placement_record(b: CostBreakdown, rank: int, deadline_hours: float | None, 
         "scaling_efficiency": _round(b.scaling_efficiency), "relative_throughput": _round(b.relative_throughput),
         "available": o.available, "host_reliability": o.host_reliability,
         "source": o.source, **age_fields(o, now, stale_days), "price_ref": o.price_ref,
+        "launch_price": "estimate" if b.launch_note else "exact", "launch_note": b.launch_note or None,
         "also_in": [_also_in_record(c) for c in also_in],
     }
 
@@ -310,7 +312,7 @@ def risk_cell(b: CostBreakdown) -> str:
 
 def location_cell(o: Offer, also: int) -> str:
     """'us-east-1/use1-az4', with '+N regions' when the same choice costs the same elsewhere."""
-    return o.location + (f" +{also} region{'s' if also != 1 else ''}" if also else "")
+    return o.location + (f" +{plural(also, 'region')}" if also else "")
 
 
 def _as_choices(rows: Sequence[CostBreakdown | Choice]) -> list[Choice]:
@@ -343,7 +345,8 @@ def plan_rows(rows: Sequence[CostBreakdown | Choice], deadline_hours: float | No
         fabric = o.interconnect if not o.has_rdma else f"{o.interconnect} {o.interconnect_gbps:g}G"
         out.append([
             str(i), o.provider, location_cell(o, len(c.also_in)), o.instance_type,
-            f"{p.nodes}x{o.gpus_per_node} {o.gpu_model}", "spot" if p.spot else "on-demand", usd(b.hourly_usd),
+            f"{p.nodes}x{o.gpus_per_node} {o.gpu_model}", "spot" if p.spot else "on-demand",
+            f"{'~' if b.launch_note else ''}{usd(b.hourly_usd)}",
             f"{b.expected_hours:,.1f}", usd(b.compute_usd), usd(b.preemption_usd), usd(b.egress_usd), usd(b.total_usd),
             _deadline_cell(b, deadline_hours), fabric, _age_cell(o, now, stale_days), risk_cell(b),
         ] + ([unit_cell(b)] if unit_column else []))
@@ -375,6 +378,9 @@ def plan_table(rows: Sequence[CostBreakdown | Choice], deadline_hours: float | N
         table.add_column("$/1M tok", justify="right")
     for row in plan_rows(rows, deadline_hours, now, stale_days, unit_column=units):
         table.add_row(*([row[i] for i in shown] + list(row[len(_PLAN_HEAD):])))
+    if any(c.best.launch_note for c in _as_choices(rows)):
+        table.caption = ("~$/h: an estimate at launch (the launcher picks the zone or the offer; JSON `launch_note` "
+                         "says why)")
     return table
 
 
@@ -386,10 +392,10 @@ def age_sentence(o: Offer, now: datetime | None, stale_days: float) -> str:
     age = age_days(o, now)
     if age is None:
         return f"{stamp}; STALE: the price carries no date"
-    days = f"{age * 24:.0f} hours old" if age < 1 else f"{age:.0f} days old"
+    days = f"{plural(round(age * 24), 'hour')} old" if age < 1 else f"{plural(round(age), 'day')} old"
     if age > stale_days:
-        return (f"{stamp}, {days}; STALE: older than {stale_days:g} days (assumptions.toml), refresh with "
-                "`gpuarb providers --refresh`")
+        return (f"{stamp}, {days}; STALE: older than {stale_days:g} {noun(stale_days, 'day')} (assumptions.toml), "
+                "refresh with `gpuarb providers --refresh`")
     return f"{stamp}, {days}"
 
 
@@ -401,6 +407,8 @@ def explain(b: CostBreakdown, plan: Plan, also_in: Sequence[CostBreakdown] = ())
         f"{usd(o.usd_per_hour(p.spot))}/h per instance, {usd(b.hourly_usd)}/h for the cluster "
         f"[{o.source}, {age_sentence(o, plan.now, plan.stale_days)}; {o.price_ref}]",
     ]
+    if b.launch_note:
+        lines.append(f"launch: the price is an estimate: {b.launch_note}")
     if also_in:
         places = ", ".join(c.placement.offer.location for c in also_in[:6]) + (", ..." if len(also_in) > 6 else "")
         lines.append(f"same price also in: {places} (nearest the data first)")
@@ -410,15 +418,15 @@ def explain(b: CostBreakdown, plan: Plan, also_in: Sequence[CostBreakdown] = ())
         lines.append(f"work: no duration known: {b.work_hours:g} h on every placement, so the ranking is the "
                      "cluster's $/h (as SkyPilot ranks); give --hours N or --gpu-hours N for a real total")
     else:
-        lines.append(f"work: {spec.work.gpu_hours:g} {spec.work.reference} GPU-hours / ({p.total_gpus} GPUs x "
-                     f"{b.relative_throughput:.2f} relative throughput x {b.scaling_efficiency:.2f} scaling) = "
-                     f"{b.work_hours:.1f} h")
+        lines.append(f"work: {spec.work.gpu_hours:g} {spec.work.reference} GPU-hours / "
+                     f"({plural(p.total_gpus, 'GPU')} x {b.relative_throughput:.2f} relative throughput x "
+                     f"{b.scaling_efficiency:.2f} scaling) = {b.work_hours:.1f} h")
     lines.append(f"overheads: {b.provision_hours:.2f} h provisioning, {b.staging_hours:.2f} h data staging, "
                  f"{b.checkpoint_hours:.2f} h checkpoint writes")
     if p.spot:
         lines.append(f"spot: {b.expected_preemptions:.2f} expected preemptions cost {b.preemption_hours:.2f} h "
                      f"= {usd(b.preemption_usd)}, at {b.preemptions_per_hour:.3g} preemptions per instance-hour x "
-                     f"{p.nodes} node(s), restart {b.restart_hours * 60:.0f} min")
+                     f"{plural(p.nodes, 'node')}, restart {b.restart_hours * 60:.0f} min")
         lines.append(f"spot rate: {b.preemption_source}")
     if b.deadline_probability is not None and plan.confidence is not None:
         sign = ">=" if b.deadline_probability >= plan.confidence else "<"
@@ -447,15 +455,15 @@ def unit_lines(b: CostBreakdown, plan: Plan) -> list[str]:
     assert u is not None
     desc = spec.work.describe(spec.workload)
     if u.tensor_parallel is not None:
-        rate = (f"work: {desc} at {u.tokens_per_second:,.0f} output tok/s ({p.nodes} node(s) x "
-                f"{u.gpus_used_per_node} GPUs) = {b.work_hours:.1f} h (range {u.work_hours_low:.1f}-"
+        rate = (f"work: {desc} at {u.tokens_per_second:,.0f} output tok/s ({plural(p.nodes, 'node')} x "
+                f"{plural(u.gpus_used_per_node, 'GPU')}) = {b.work_hours:.1f} h (range {u.work_hours_low:.1f}-"
                 f"{u.work_hours_high:.1f} h)")
         layout = (f"memory: {u.memory_need_gb:,.0f} GB per replica -> tensor parallel {u.tensor_parallel}, "
-                  f"{u.replicas_per_node} replica(s) per node, {u.gpus_used_per_node} of "
-                  f"{p.offer.gpus_per_node} GPUs used")
+                  f"{plural(u.replicas_per_node, 'replica')} per node, {u.gpus_used_per_node} of "
+                  f"{plural(p.offer.gpus_per_node, 'GPU')} used")
     else:
-        rate = (f"work: {desc} on {p.total_gpus} GPUs x {b.scaling_efficiency:.2f} scaling = {b.work_hours:.1f} h "
-                f"(range {u.work_hours_low:.1f}-{u.work_hours_high:.1f} h)")
+        rate = (f"work: {desc} on {plural(p.total_gpus, 'GPU')} x {b.scaling_efficiency:.2f} scaling = "
+                f"{b.work_hours:.1f} h (range {u.work_hours_low:.1f}-{u.work_hours_high:.1f} h)")
         layout = f"memory: {u.memory_need_gb:,.1f} GB per GPU of sharded training state"
     basis = f"rate: {u.basis}" + ("" if u.comparable else " (not comparable with the other GPUs' figures)")
     return [rate, basis, layout]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from arbitrage.costmodel import CostBreakdown, Placement, estimate
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 from arbitrage.units import inference_memory_gb, tensor_parallel, training_memory_gb_per_gpu, unit_rate
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def right_size(spec: JobSpec, best: CostBreakdown, offers: Iterable[Offer], fact
     else:
         need = inference_memory_gb(work.model, units)
         rule = (f"{work.model} needs {need:,.0f} GB per replica ({work.model.params_b:g}e9 params x "
-                f"{units.bytes_per_param(work.model.precision):g} byte(s) x "
+                f"{plural(units.bytes_per_param(work.model.precision), 'byte')} x "
                 f"{1 + units.constants.inference_memory_overhead:g} for KV cache and activations)")
     b_offer = best.placement.offer
     fits: dict[str, Fit] = {}

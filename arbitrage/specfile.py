@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import re
 from datetime import datetime
@@ -28,6 +27,7 @@ from arbitrage import safeyaml
 from arbitrage.errors import SpecError
 from arbitrage.facts import Facts
 from arbitrage.geo import is_aws_az_name
+from arbitrage.globs import glob_filter, glob_match
 from arbitrage.jobspec import (
     AcceleratorChoice,
     Budget,
@@ -256,7 +256,7 @@ class ArbitrageModel(_Strict):
     def _providers(cls, value: AllowDenyModel) -> AllowDenyModel:
         known = provider_ids()
         for pattern in [*(value.allow or []), *value.deny]:
-            if not fnmatch.filter(known, pattern):
+            if not glob_filter(known, pattern):
                 raise ValueError(f"unknown provider '{pattern}'{_did_you_mean(pattern, known)}")
         return value
 
@@ -761,7 +761,7 @@ def _to_jobspec(model: JobSpecFile, raw: dict[str, Any], facts: Facts, where: st
     if len(pinned) == 1:  # one set of pins for every candidate: spec-wide rules, as before
         cloud, sky_region, sky_zone, _ = next(iter(pinned))
         if cloud:
-            if providers_allow is not None and not any(fnmatch.fnmatchcase(cloud, p) for p in providers_allow):
+            if providers_allow is not None and not any(glob_match(cloud, p) for p in providers_allow):
                 raise _FieldError(pin_loc, f"cloud '{cloud}' is not in arbitrage.providers.allow")
             providers_allow = [cloud]
         if sky_region:
@@ -774,7 +774,7 @@ def _to_jobspec(model: JobSpecFile, raw: dict[str, Any], facts: Facts, where: st
         if None not in clouds:
             allowed = sorted(c for c in clouds if c is not None)
             if providers_allow is not None:
-                allowed = [c for c in allowed if any(fnmatch.fnmatchcase(c, p) for p in providers_allow)]
+                allowed = [c for c in allowed if any(glob_match(c, p) for p in providers_allow)]
                 if not allowed:
                     raise _FieldError(("resources",), "no candidate's cloud is in arbitrage.providers.allow")
             providers_allow = allowed

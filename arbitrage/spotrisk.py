@@ -34,6 +34,7 @@ from typing import Any
 
 from arbitrage.facts import AdvisorTable, Facts, PreemptionRule, SpotBand
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 from arbitrage.risk import finish_by, posterior_rate
 from providers.registry import find as find_card
 
@@ -206,7 +207,7 @@ class RiskBook:
                                 evidence=rule.evidence)
             band = self.facts.spot_bands[band_index]
             rate = band_rate(band, offer.gpus_per_node)
-            scaled = f"{rate:.3g}/h at {offer.gpus_per_node} GPU(s) per instance (spot_bands.csv)"
+            scaled = f"{rate:.3g}/h at {plural(offer.gpus_per_node, 'GPU')} per instance (spot_bands.csv)"
             if listed is not None:
                 label = f"advisor {band.label}"
                 source = (f"AWS Spot Instance Advisor: {offer.instance_type} in {offer.region} interrupted {band.label}"
@@ -233,8 +234,8 @@ class RiskBook:
         post = posterior_rate(prior.preemptions_per_hour, weight, seen.preemptions, seen.instance_hours)
         return SpotRate(
             post.rate_per_hour, prior.restart_hours, f"{prior.label}, {seen.instance_hours:.0f} h observed",
-            f"{prior.source}; updated with {seen.preemptions} preemption(s) in {seen.instance_hours:.1f} "
-            f"instance-hours of {seen.attempts} spot attempt(s) in the run ledger (prior worth {weight:g} h): "
+            f"{prior.source}; updated with {plural(seen.preemptions, 'preemption')} in {seen.instance_hours:.1f} "
+            f"instance-hours of {plural(seen.attempts, 'spot attempt')} in the run ledger (prior worth {weight:g} h): "
             f"{prior.preemptions_per_hour:.3g} -> {post.rate_per_hour:.3g}/h",
             prior.preemptions_per_hour, seen.preemptions, seen.instance_hours, prior.evidence)
 
@@ -331,5 +332,5 @@ def spot_verdict(risk: SpotRisk, *, hours_to_deadline: float, done_work_hours: f
     sign = ">=" if stay else "<"
     message = (f"{verb}: P(meet the deadline on spot) = {p:.3f} {sign} {confidence:g} ({remaining:.1f} h of work "
                f"left, {hours_to_deadline:.1f} h to the deadline, {post.rate_per_hour:.3g}/h per instance x "
-               f"{risk.nodes} after {preemptions} preemption(s) in {spot_instance_hours:.1f} instance-hours)")
+               f"{risk.nodes} after {plural(preemptions, 'preemption')} in {spot_instance_hours:.1f} instance-hours)")
     return SpotVerdict(stay, p, post.rate_per_hour, remaining, message)

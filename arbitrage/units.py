@@ -34,6 +34,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from arbitrage.errors import DataError
+from arbitrage.plural import noun
 
 # Model size classes: (id, upper bound in billions of parameters, label). A model is in the first class whose
 # bound it does not exceed; the figures of a class come from benchmarks of the model the label names.
@@ -113,13 +114,14 @@ class TokenWork:
     def describe(self, workload: str) -> str:
         """'2e+09 output tokens of a 70B fp8 model (inference)' and the like, for plan headers."""
         if workload == "training":
-            what = f"{self.tokens:.3g} training tokens"
+            what = f"{self.tokens:.3g} {noun(self.tokens, 'training token')}"
         elif self.tasks is not None:
-            what = f"{self.tasks:g} tasks x {self.tokens_per_task:g} output tokens"
+            what = (f"{self.tasks:g} {noun(self.tasks, 'task')} x {self.tokens_per_task:g} "
+                    f"{noun(self.tokens_per_task, 'output token')}")
         elif self.input_tokens is not None:
-            what = f"{self.input_tokens:.3g} input + {self.tokens:.3g} output tokens"
+            what = f"{self.input_tokens:.3g} input + {self.tokens:.3g} {noun(self.tokens, 'output token')}"
         else:
-            what = f"{self.tokens:.3g} output tokens"
+            what = f"{self.tokens:.3g} {noun(self.tokens, 'output token')}"
         m = self.model
         named = f"{m.name}, " if m.name else ""
         return (f"{what} of {named}{m.params_b:g}B {m.precision} "
@@ -258,7 +260,7 @@ def _csv_rows(label: str, text: str, required: tuple[str, ...]) -> Iterable[tupl
     reader = csv.DictReader(text.splitlines())
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
-        raise DataError(f"{label}: missing column(s) {', '.join(missing)}")
+        raise DataError(f"{label}: missing {noun(len(missing), 'column')} {', '.join(missing)}")
     for lineno, row in enumerate(reader, start=2):
         yield f"{label}:{lineno}", {k: (v or "").strip() for k, v in row.items() if k}
 
@@ -589,7 +591,7 @@ class UnitRate:
         """'2 replicas x TP4' (inference) or 'sharded over 16 GPUs' (training), for tables and explanations."""
         if self.tensor_parallel is not None:
             return f"{self.replicas_per_node} x TP{self.tensor_parallel}"
-        return f"{self.gpus_used_per_node} GPUs/node"
+        return f"{self.gpus_used_per_node} {noun(self.gpus_used_per_node, 'GPU')}/node"
 
 
 def unit_rate(work: TokenWork, workload: str, gpu: str, gpu_memory_gb: float, gpus_per_node: int, nodes: int,

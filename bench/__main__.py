@@ -19,6 +19,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from arbitrage.plural import noun
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -132,7 +134,7 @@ def main() -> int:
     wanted = [s.strip() for s in args.only.split(",") if s.strip()] or list(sections)
     unknown = [s for s in wanted if s not in sections]
     if unknown:
-        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(sections)}")
+        parser.error(f"unknown {noun(len(unknown), 'section')} {', '.join(unknown)}; choose from {', '.join(sections)}")
 
     started = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

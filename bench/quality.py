@@ -19,6 +19,7 @@ from arbitrage.costmodel import CostBreakdown, Placement, estimate
 from arbitrage.facts import Facts, Workload
 from arbitrage.jobspec import AcceleratorChoice, Checkpoint, DataLocation, Deadline, JobSpec, SpotPolicy, Work
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 # (accelerator choices, GPUs per node); any-of sets are what people write for a fine-tune or a pretrain.
@@ -167,7 +168,7 @@ def run(count: int = 40, seed: int = 6) -> str:
     lines = [
         "## Plan quality",
         "",
-        f"`python -m bench --only quality` → `bench/quality.py`: {count} jobs generated from seed {seed} "
+        f"`python -m bench --only quality` → `bench/quality.py`: {plural(count, 'job')} generated from seed {seed} "
         f"(GPU types and any-of sets, 1-4 nodes, 0-50 TB of data in AWS/GCP/Azure, deadlines, spot never/auto/always), "
         f"each planned over the bundled snapshot ({len(offers)} offers, `arbitrage/data/snapshot.csv`). "
         "Expected total cost in USD (compute + preemption + egress) from the cost model. **naive**: the first-choice "
@@ -209,24 +210,25 @@ def run(count: int = 40, seed: int = 6) -> str:
         other = len(cheaper) - by_deadline - by_preferred
         savings = sorted(1 - r.gpuarb.total_usd / pick(r).total_usd for r in both if r.gpuarb is not None)
         lines.append(
-            f"- vs **{label}**, over the {len(both)} jobs both can price: gpuarb **${ours:,.0f}** vs "
+            f"- vs **{label}**, over the {plural(len(both), 'job')} both can price: gpuarb **${ours:,.0f}** vs "
             f"**${theirs:,.0f}**, **{100 * (1 - ours / theirs):.1f}% less** (median per job "
             f"{100 * savings[len(savings) // 2]:.0f}%). The {label} pick misses the deadline or never finishes on "
-            f"{missed} of {len(results)} jobs ({never} never finish). It is cheaper than gpuarb's on "
-            f"{len(cheaper)} job(s): {by_deadline} by missing the deadline, {by_preferred} by using an ethernet "
-            f"cluster where the job prefers RDMA and an RDMA placement is feasible"
+            f"{missed} of {plural(len(results), 'job')} ({never} never finish). It is cheaper than gpuarb's on "
+            f"{plural(len(cheaper), 'job')}: {by_deadline} by missing the deadline, {by_preferred} by using an "
+            f"ethernet cluster where the job prefers RDMA and an RDMA placement is feasible"
             + (f", **{other} for no reason the model accepts**." if other else "."))
         fair = [r for r in both if r.gpuarb is not None and r.meets(pick(r)) and not _preferred_rule(r, pick(r))]
         fair_ours = sum(r.gpuarb.total_usd for r in fair if r.gpuarb is not None)
         fair_theirs = sum(pick(r).total_usd for r in fair)
         lines.append(
-            f"  Counting only the {len(fair)} jobs where the {label} pick keeps every rule of the job (deadline, "
-            f"interconnect): ${fair_ours:,.0f} vs ${fair_theirs:,.0f}, {100 * (1 - fair_ours / fair_theirs):.1f}% "
-            "less.")
+            f"  Counting only the {plural(len(fair), 'job')} where the {label} pick keeps every rule of the job "
+            f"(deadline, interconnect): ${fair_ours:,.0f} vs ${fair_theirs:,.0f}, "
+            f"{100 * (1 - fair_ours / fair_theirs):.1f}% less.")
     infeasible = len(results) - len(planned)
     if infeasible:
-        lines.append(f"- {infeasible} job(s) have no feasible placement (deadline too tight for every offer); "
-                     "gpuarb reports them as such (exit code 3) and the optimum agrees.")
+        lines.append(f"- {plural(infeasible, 'job')} {'has' if infeasible == 1 else 'have'} no feasible placement "
+                     "(deadline too tight for every offer); gpuarb reports "
+                     f"{'it' if infeasible == 1 else 'them'} as such (exit code 3) and the optimum agrees.")
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from arbitrage import app
+from arbitrage.plural import plural
 
 JOBS = Path(__file__).resolve().parent / "jobs"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
@@ -93,5 +94,5 @@ def run() -> str:
     failing = sum(1 for r in results if r.problems)
     small = [r for r in results if r.small_gpu]
     lines += ["", f"{failing} of {len(results)} picks fail a check. Small-GPU jobs: "
-              + ", ".join(f"{r.job} on {r.providers_feasible} providers" for r in small) + "."]
+              + ", ".join(f"{r.job} on {plural(r.providers_feasible, 'provider')}" for r in small) + "."]
     return "\n".join(lines) + "\n"

@@ -42,6 +42,7 @@ from typing import Any
 
 from arbitrage.egress import is_local_zone
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 from providers.base import FetchContext, MissingCredentials, ProviderError, make_live_offer
 
 log = logging.getLogger(__name__)
@@ -343,7 +344,7 @@ def call(ctx: FetchContext, client: Any, service: str, method: str, region: str,
         except BotoCoreError as exc:
             raise ProviderError(NAME, f"{where} failed: {type(exc).__name__}: {_one_line(exc)}") from None
         if attempt > ctx.retries:
-            raise ProviderError(NAME, f"{where} failed: {reason}; gave up after {attempt} attempts")
+            raise ProviderError(NAME, f"{where} failed: {reason}; gave up after {plural(attempt, 'attempt')}")
         _sleep(min(ctx.backoff_s * 2 ** (attempt - 1), ctx.max_backoff_s))
 
 
@@ -584,7 +585,8 @@ def gpu_facts(ctx: FetchContext, instance_type: str, described: GpuInfo | None,
     elif table_count:
         count = table_count
         if described is not None:
-            notes.append(f"{count} GPU(s) from the family table (DescribeInstanceTypes said Count {described.count})")
+            notes.append(f"{plural(count, 'GPU')} from the family table "
+                         f"(DescribeInstanceTypes said Count {described.count})")
     elif od is not None and od.gpus:
         count = od.gpus
     else:

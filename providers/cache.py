@@ -10,6 +10,10 @@ JSON, from another schema, or with an offer that is not one (null, a string pric
 finite number above zero) makes the whole entry ignored, with the reason (``inspect``) for one warning; it is left
 as it is until a good fetch replaces it. Timestamps in the future count as stale (``age_seconds``). The prices that
 pass go through the same quality gate as live answers (providers/fetch.py).
+
+The folder also holds the offline state (``offline-state.json``, ``read_offline`` / ``write_offline``): the providers
+whose live fetches keep failing the same way, since when, so that a pause offline is reported in full once and in one
+short line after that (providers/fetch.py ``notices``).
 """
 
 from __future__ import annotations
@@ -247,6 +251,57 @@ def record_failure(directory: Path, provider: str, when: datetime, reason: str,
     """
     _replace(_failure_path(directory, provider), {"schema": SCHEMA, "provider": provider,
                                                   "failed_at": when.isoformat(), "failure": reason[:500]})
+
+
+# -- Offline state: which providers keep failing the same way, so later commands say it in one short line -----------
+
+OFFLINE_STATE = "offline-state.json"
+
+
+@dataclass(frozen=True)
+class OfflineRecord:
+    """A provider whose live fetches keep failing the same way (``kind``: network unreachable, timed out): since
+    when, and the reason shown in full the first time."""
+
+    kind: str
+    since: datetime
+    reason: str
+
+
+def read_offline(directory: Path) -> dict[str, OfflineRecord]:
+    """The offline state of the cache folder, by provider; empty when absent, unreadable or corrupt (a state file is
+    only a way to say less: losing it means the next failure is reported in full again). Bad entries are skipped."""
+    try:
+        raw = _read_json(directory / OFFLINE_STATE)
+    except (OSError, ValueError):
+        return {}
+    providers = raw.get("providers") if isinstance(raw, dict) and raw.get("schema") == SCHEMA else None
+    if not isinstance(providers, dict):
+        return {}
+    out: dict[str, OfflineRecord] = {}
+    for name, record in providers.items():
+        if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+            continue
+        try:
+            since = _when(record.get("since"), "since")
+        except _Corrupt:
+            continue
+        reason = record.get("reason")
+        if since is not None:
+            out[str(name)[:100]] = OfflineRecord(record["kind"][:40], since,
+                                                 reason[:500] if isinstance(reason, str) else "")
+    return out
+
+
+def write_offline(directory: Path, records: dict[str, OfflineRecord]) -> None:
+    """Replace the offline state atomically (readers see the old state or the new one); no records: no file."""
+    path = directory / OFFLINE_STATE
+    if not records:
+        path.unlink(missing_ok=True)
+        return
+    _replace(path, {"schema": SCHEMA, "providers": {
+        name: {"kind": r.kind, "since": r.since.isoformat(timespec="seconds"), "reason": r.reason[:500]}
+        for name, r in sorted(records.items())}})
 
 
 def read_document(directory: Path, name: str) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from arbitrage.errors import DataError
 from arbitrage.offers import Offer
+from arbitrage.plural import noun
 from providers.base import FetchContext, ProviderError
 
 NAME = "coreweave"
@@ -63,7 +64,7 @@ def parse_price_list(text: str, ctx: FetchContext, label: str) -> list[Offer]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
     if missing:
-        raise ProviderError(NAME, f"{label}: missing column(s) {', '.join(missing)}")
+        raise ProviderError(NAME, f"{label}: missing {noun(len(missing), 'column')} {', '.join(missing)}")
     rows = list(reader)
     for lineno, row in enumerate(rows, start=2):
         if any(row.get(c) is None for c in REQUIRED_COLUMNS):

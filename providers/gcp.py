@@ -93,6 +93,7 @@ from pathlib import Path
 from typing import Any
 
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 from providers.base import FetchContext, MissingCredentials, ProviderError, make_live_offer
 from providers.http import new_client, request_json
 from providers.skypilot_catalog import GCP_HOST_FOR
@@ -692,16 +693,17 @@ class GcpAdapter:
             zones_task.cancel()  # a no-op once done; stops waiting on it if the prices failed
         offers = build_offers(ctx, skus, url)
         if not offers:
-            raise ProviderError(PROVIDER, f"no GPU machine could be priced from {len(skus)} SKUs "
+            raise ProviderError(PROVIDER, f"no GPU machine could be priced from {plural(len(skus), 'SKU')} "
                                           "(SKU descriptions may have changed)")
         if zones is None:
             return offers
         zoned = build_offers(ctx, skus, url, zones)
         if not zoned:
             regions = sorted({o.region for o in offers})
-            raise ProviderError(PROVIDER, f"machines priced in {len(regions)} regions ({', '.join(regions[:4])}"
-                                          f"{', ...' if len(regions) > 4 else ''}) but no zone of them offers "
-                                          "one (Compute API accelerator and machine types)")
+            raise ProviderError(PROVIDER, f"machines priced in {plural(len(regions), 'region')} "
+                                          f"({', '.join(regions[:4])}{', ...' if len(regions) > 4 else ''}) but no "
+                                          f"zone of {'it' if len(regions) == 1 else 'them'} offers one (Compute API "
+                                          "accelerator and machine types)")
         return zoned
 
 

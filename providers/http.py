@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from arbitrage.plural import plural
 from providers.base import FetchContext, ProviderError
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ async def request_json(client: httpx.AsyncClient, ctx: FetchContext, provider: s
                 except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                     raise ProviderError(provider, f"invalid JSON from {_short(url)}") from None
         if attempt > ctx.retries:
-            raise ProviderError(provider, f"{reason}; gave up after {attempt} attempts")
+            raise ProviderError(provider, f"{reason}; gave up after {plural(attempt, 'attempt')}")
         if delay is None:
             delay = ctx.backoff_s * 2 ** (attempt - 1)
         await asyncio.sleep(min(delay, ctx.max_backoff_s))

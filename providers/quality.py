@@ -26,7 +26,6 @@ Rules, in the order they are applied (rule ids are what JSON shows):
 from __future__ import annotations
 
 import csv
-import fnmatch
 import io
 import math
 import statistics
@@ -36,7 +35,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from arbitrage.errors import DataError
+from arbitrage.globs import glob_match
 from arbitrage.offers import Offer
+from arbitrage.plural import noun, plural
 from providers.registry import find
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class GateRules:
     def not_sold_on_demand(self, provider: str, instance_type: str) -> NotSoldOnDemand | None:
         """The row saying a shape is not sold on-demand, or None."""
         return next((r for r in self.not_on_demand if r.provider == provider
-                     and fnmatch.fnmatchcase(instance_type, r.instance_glob)), None)
+                     and glob_match(instance_type, r.instance_glob)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +176,8 @@ def _judge(offers: Sequence[Offer], rules: GateRules) -> tuple[list[dict[Option,
             if raw is None:
                 continue
             if not _valid(raw) or o.gpus_per_node <= 0:
-                aside[i].append(Quarantined(o, option, R_NOT_A_PRICE,
-                                            f"{option} price {raw!r} for {o.gpus_per_node} GPUs is not a price"))
+                aside[i].append(Quarantined(o, option, R_NOT_A_PRICE, f"{option} price {raw!r} for "
+                                            f"{plural(o.gpus_per_node, 'GPU')} is not a price"))
                 continue
             per_gpu = _per_gpu(raw, o.gpus_per_node)
             if option == "on-demand":
@@ -209,8 +210,8 @@ def _judge(offers: Sequence[Offer], rules: GateRules) -> tuple[list[dict[Option,
                 aside[i].append(Quarantined(
                     o, "on-demand", rule,
                     f"on-demand {_usd(od)}/GPU-h is {ratio:.2f}x {o.provider}'s median {_usd(median)}/GPU-h for "
-                    f"{o.instance_type} across {regions} regions (set aside under {rules.outlier_low_ratio:g}x or "
-                    f"over {rules.outlier_high_ratio:g}x)"))
+                    f"{o.instance_type} across {plural(regions, 'region')} (set aside under "
+                    f"{rules.outlier_low_ratio:g}x or over {rules.outlier_high_ratio:g}x)"))
                 del standing["on-demand"]
                 od = None
         spot = standing.get("spot")
@@ -249,7 +250,7 @@ def _read(name: str, required: tuple[str, ...]) -> list[tuple[str, dict[str, str
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
-        raise DataError(f"{label}: missing column(s) {', '.join(missing)}")
+        raise DataError(f"{label}: missing {noun(len(missing), 'column')} {', '.join(missing)}")
     rows = []
     for lineno, row in enumerate(reader, start=2):
         clean = {k: (v or "").strip() for k, v in row.items() if k}

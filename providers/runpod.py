@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from arbitrage.geo import continent_of
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 from providers.base import (
     FetchContext,
     ProviderError,
@@ -237,7 +238,8 @@ def build_offers(ctx: FetchContext, gpu_types: list[dict[str, Any]],
                 gpus_per_node=count, gpu_memory_gb=memory_gb,
                 on_demand_usd_per_hour=None if on_demand is None else round(on_demand * count, 6),
                 spot_usd_per_hour=None if spot is None else round(spot * count, 6),
-                price_ref=f"RunPod GraphQL gpuTypes '{gpu_id}' {cloud}: {per_gpu} x {count} GPUs; in stock in {where}",
+                price_ref=(f"RunPod GraphQL gpuTypes '{gpu_id}' {cloud}: {per_gpu} x {plural(count, 'GPU')}; "
+                           f"in stock in {where}"),
                 country=country, continent=continent_of(country) if country else None,
             ))
     return offers

@@ -11,6 +11,7 @@ from arbitrage.errors import DataError
 from arbitrage.facts import Facts
 from arbitrage.geo import locate
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 
 _DATA = "data"
 
@@ -61,7 +62,7 @@ def parse_snapshot(text: str, facts: Facts, label: str = "snapshot.csv") -> list
     for lineno, r in enumerate(rows, start=2):
         where = f"{label}:{lineno}"
         if len(r) != len(head):
-            raise DataError(f"{where}: malformed row ({len(r)} fields for {len(head)} columns)")
+            raise DataError(f"{where}: malformed row ({plural(len(r), 'field')} for {len(head)} columns)")
         fact = facts.gpus.get(r[accel])
         if fact is None:
             continue  # a GPU model the fact table does not know cannot be costed

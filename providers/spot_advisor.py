@@ -110,8 +110,9 @@ def _age_seconds(when: str | None, now: datetime) -> float | None:
         return None
 
 
-def load_advisor(mode: str, ctx: FetchContext) -> tuple[AdvisorTable, AdvisorStatus]:
-    """The Advisor table for ``mode`` (auto | live | cache | snapshot) and how it was obtained; never raises."""
+def load_advisor(mode: str, ctx: FetchContext, pause: bool = True) -> tuple[AdvisorTable, AdvisorStatus]:
+    """The Advisor table for ``mode`` (auto | live | cache | snapshot) and how it was obtained; never raises.
+    ``pause=False`` (--strict) fetches again even within `auto`'s pause after a failure."""
     bundled = ctx.facts.spot_advisor
     if mode == "snapshot":
         return bundled, AdvisorStatus("snapshot")
@@ -130,7 +131,7 @@ def load_advisor(mode: str, ctx: FetchContext) -> tuple[AdvisorTable, AdvisorSta
     if mode == "auto" and age is not None and age <= TTL_SECONDS:
         return cached, AdvisorStatus("cache")  # type: ignore[return-value]
     failed_age = _age_seconds(doc.get("failed_at"), ctx.now)
-    if mode == "auto" and failed_age is not None and failed_age < FAILURE_COOLDOWN_S:
+    if pause and mode == "auto" and failed_age is not None and failed_age < FAILURE_COOLDOWN_S:
         return fallback("warning", f"{NAME}: last fetch failed ({doc.get('failure')}); retrying after a "
                                    f"{FAILURE_COOLDOWN_S // 60} min pause")
     import asyncio

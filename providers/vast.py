@@ -47,6 +47,7 @@ from typing import Any
 
 from arbitrage.geo import marketplace_region, parse_geolocation
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 from providers.base import (
     FetchContext,
     ProviderError,
@@ -214,7 +215,7 @@ def build_offers(ctx: FetchContext, raw: list[Any]) -> list[Offer]:
                      f"on-demand = dph_base ${price:g}/h", f"spot = min_bid ${bid:g}/h" if bid and bid > 0
                      else "no bid price", "both without storage"
                      + (f" (storage ${storage:g}/GB-month extra)" if storage is not None else ""),
-                     f"{len(listings)} such listing(s) in {region}"]
+                     f"{plural(len(listings), 'such listing')} in {region}"]
             offers.append(make_live_offer(
                 ctx, provider=NAME, region=region, zone=f"offer-{item['id']}", instance_type=instance_type,
                 accelerator=accelerator, gpus_per_node=count, gpu_memory_gb=_memory_gb(ctx, accelerator, memory),

@@ -75,9 +75,10 @@ def test_capacity_signals_reject_demote_and_say_so(facts) -> None:
     assert result.rejections == {R_NO_CAPACITY: 1}
     assert [c.placement.offer.zone for c in result.placements] == ["use1-az1", "use1-az2"]  # the cheap thin one last
     assert result.placements[1].capacity == "AWS score 5/10 (ranked last)" and result.placements[1].capacity_demoted
-    assert "1 of 2 feasible placements have one (AWS spot placement scores)" in result.capacity_note
+    assert "1 of 2 feasible placements has one (AWS spot placement scores); the other 1 has none and is ranked" \
+        in result.capacity_note
     bare = plan(spec, [good], facts, NOW)
-    assert "none of the 1 feasible placements has one" in bare.capacity_note
+    assert "the 1 feasible placement has none (no source asked); it is ranked on price alone" in bare.capacity_note
 
 
 def _cli(*args: str):

@@ -670,7 +670,7 @@ def test_gpu_named_nvidia_count_zero_and_undescribed_types_are_priced_from_famil
     # p5.4xlarge: 'Count: 0' (used to be dropped) is 1 GPU; no spot price, so one region-level offer
     p5 = by[("p5.4xlarge", None)]
     assert (p5.accelerator, p5.gpus_per_node, p5.on_demand_usd_per_hour) == ("H100", 1, 6.88)
-    assert "1 GPU(s) from the family table (DescribeInstanceTypes said Count 0)" in p5.price_ref
+    assert "1 GPU from the family table (DescribeInstanceTypes said Count 0)" in p5.price_ref
     # p4de: not described at all (ordinary accounts); A100 80 GB x8 from the family table
     p4de = by[("p4de.24xlarge", "use1-az4")]
     assert (p4de.accelerator, p4de.gpus_per_node, p4de.gpu_memory_gb) == ("A100-80GB", 8, 80.0)

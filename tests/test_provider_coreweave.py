@@ -79,7 +79,7 @@ def test_user_price_file_replaces_the_bundled_list(monkeypatch: pytest.MonkeyPat
     (["coreweave,r,,t,H100,8,eighty,128,2048,40,,src,2026-11-01"], HEADER, "prices.csv: could not convert"),
     (["coreweave,r,,t,H100,8"], HEADER, "prices.csv:2: fewer fields than the header"),
     ([], HEADER, "prices.csv: no price rows"),
-    (["coreweave,r,,t,H100,8,80,128,2048,40,,src"], HEADER.removesuffix(",as_of"), "missing column(s) as_of"),
+    (["coreweave,r,,t,H100,8,80,128,2048,40,,src"], HEADER.removesuffix(",as_of"), "missing column as_of"),
 ])
 def test_a_bad_price_file_is_one_line_naming_file_and_line(tmp_path: Path, rows: list[str], header: str,
                                                           needle: str) -> None:

@@ -198,7 +198,7 @@ def test_spend_csv_and_markdown_carry_units_and_totals(ledger_path: Path) -> Non
     assert rows[0]["price_sources"] == "aws snapshot 2026-11-01; gcp snapshot 2026-11-01"
     md = spend_markdown(report, "ledger.sqlite3")
     assert "| **Total** | **4** | **1** | **320.0** | **$3,006.70** | **$2,830.00** | **$176.70** |" in md
-    assert "All money in USD" in md and "1 run(s) still active" in md
+    assert "All money in USD" in md and "1 run still active: its actual is spend so far" in md
 
 
 # -- the command ---------------------------------------------------------------------------------------------

@@ -148,6 +148,17 @@ def test_runaway_restarts_are_capped(tmp_path, facts):
     assert "max_restarts" in ledger.run(run_id).message
 
 
+def test_run_messages_read_right_at_a_count_of_one(tmp_path, facts):
+    backend = FakeBackend(scripts=[[JobStatus(JobState.PREEMPTED)] for _ in range(3)])
+    spec, ledger, run_id, runner, _ = _setup(tmp_path / "restarts", facts, backend, max_restarts=1)
+    assert runner.supervise(run_id, spec) == RunState.FAILED
+    assert "gave up after 1 restart (max_restarts)" in ledger.run(run_id).message
+    backend = FakeBackend(no_capacity={"a"})
+    spec, ledger, run_id, runner, _ = _setup(tmp_path / "capacity", facts, backend, itypes=("a",))
+    assert runner.supervise(run_id, spec) == RunState.NO_CAPACITY
+    assert "no capacity on any of 1 placement tried (" in ledger.run(run_id).message
+
+
 def test_managed_job_recoveries_are_recorded_once_each(tmp_path, facts):
     script = [RUNNING, JobStatus(JobState.RECOVERING, restarts=1), JobStatus(JobState.RUNNING, restarts=1),
               JobStatus(JobState.SUCCEEDED, restarts=1)]

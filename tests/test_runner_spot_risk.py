@@ -79,7 +79,7 @@ def test_at_a_preemption_it_leaves_spot_only_when_the_probability_falls_below_th
     assert len(verdicts) == 1 and word in verdicts[0] and verdicts[0] in said
     p = float(verdicts[0].split("= ", 1)[1].split(" ", 1)[0])
     assert (p < 0.95) == (second == "b")
-    assert "after 1 preemption(s)" in verdicts[0]
+    assert "after 1 preemption in" in verdicts[0]
 
 
 def test_a_managed_job_recovering_in_place_is_moved_with_the_verdict_as_its_reason(tmp_path, facts) -> None:

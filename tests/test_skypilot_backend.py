@@ -131,7 +131,7 @@ def test_a_cluster_launch_records_where_it_landed_and_skypilot_s_price_there(fac
     handle = SkyPilotBackend().launch(request(facts, spot=False))
     assert handle.detail["launched_where"] == "aws/us-east-1/us-east-1b p5.48xlarge"
     assert float(handle.detail["launched_usd_per_hour"]) == pytest.approx(67.0)  # two nodes
-    assert handle.detail["launched_price_from"] == "SkyPilot catalog, 2 node(s)"
+    assert handle.detail["launched_price_from"] == "SkyPilot catalog, 2 nodes"
 
 
 def test_a_launch_whose_price_cannot_be_read_keeps_the_planned_price(facts, server, monkeypatch):

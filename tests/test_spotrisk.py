@@ -141,7 +141,7 @@ def test_ledger_history_moves_the_rate(facts) -> None:
     assert learned.preemptions_per_hour == pytest.approx((prior.preemptions_per_hour * weight + 4) / (weight + 200))
     assert learned.preemptions_per_hour < prior.preemptions_per_hour / 2
     assert learned.observed_hours == 200.0 and learned.prior_per_hour == prior.preemptions_per_hour
-    assert "200 h observed" in learned.label and "4 preemption(s) in 200.0 instance-hours" in learned.source
+    assert "200 h observed" in learned.label and "4 preemptions in 200.0 instance-hours" in learned.source
     # a bad streak moves it up
     worse = RiskBook(facts, observed=observations([_history(30, 10.0)], now=T0)).rate(offer)
     assert worse.preemptions_per_hour > prior.preemptions_per_hour

@@ -3,7 +3,8 @@
 Command modules parse arguments and print; the work is done by the use cases in arbitrage/app.py, and every
 failure is one error from arbitrage/errors.py, mapped to one stderr line and its exit code by the guard in
 `common.py`. Exit codes: 0 ok, 1 error, 2 invalid spec or usage, 3 nothing feasible (or no capacity), 4 over
-budget, 5 job failed, 6 cost policy failed (diff), 130 interrupted. Nothing heavy is imported at module level,
+budget, 5 job failed, 6 cost policy failed (diff), 7 a price source --strict insists on could not be used,
+130 interrupted. Nothing heavy is imported at module level,
 so `--help` starts fast.
 """
 
@@ -38,7 +39,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
 _HELP = (
     "Multi-cloud GPU arbitrage: price comparison and cheapest-feasible placement for GPU jobs.\n\n"
     "Exit codes: 0 ok, 1 error, 2 invalid spec or usage, 3 nothing feasible (or no capacity), 4 over budget\n"
-    "(plan, or stopped by the budget breaker), 5 job failed, 6 cost policy failed (diff), 130 interrupted.")
+    "(plan, or stopped by the budget breaker), 5 job failed, 6 cost policy failed (diff), 7 --strict: a price\n"
+    "source could not be used (each provider named, with why), 130 interrupted.")
 _REPORT_HELP = ("Reports a finance partner and an engineer can both read: price comparison and plan with savings, "
                 "as a terminal table, Markdown, CSV, JSON or one self-contained HTML file.")
 _EXPORT_HELP = "Export the run ledger for other tools: `export focus` writes FinOps FOCUS 1.2 cost-and-usage CSV."

@@ -88,6 +88,12 @@ BackendChoice = Enum("BackendChoice", {name: name for name in usecases.backend_n
 DEFAULT_BACKEND = BackendChoice(usecases.backend_names()[0])  # the registry's first: skypilot
 
 SourceOption = Annotated[Source | None, typer.Option("--source", "-s", case_sensitive=False, help=SOURCE_HELP)]
+STRICT_HELP = ("Exit 7 unless every provider with a live price source answered from the source asked for (--source "
+               "live, or providers --refresh: a live fetch now; cache: its cache; auto: a fresh cache or a live "
+               "fetch), naming each one that did not and why. Providers without credentials count: leave them out "
+               "with --provider or the job's providers.deny. Not with --source snapshot.")
+StrictOption = Annotated[bool, typer.Option("--strict", help=STRICT_HELP)]
+GPU_FILTER_HELP = "GPU model(s) or globs, case-insensitive: H100, A100-80GB, 'H100*' (repeatable)."
 ObjectiveHelp = "cost: cheapest expected total; time: earliest finish within budget."
 TableOrJsonOption = Annotated[TableOrJson, typer.Option("--format", "-f", case_sensitive=False)]
 SINCE_HELP = "ISO date/time or 7d, 12h, 30m back from now."

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import Objective, ObjectiveHelp, SourceOption, bounded, guarded, say
+from arbitrage.cli.common import Objective, ObjectiveHelp, SourceOption, StrictOption, bounded, guarded, say
 from arbitrage.errors import NothingFeasible, OverBudget, PolicyFailed
 
 
@@ -37,14 +37,17 @@ def diff(
     objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False,
                                                  help=ObjectiveHelp)] = Objective.cost,
     source: SourceOption = None,
+    strict: StrictOption = False,
 ) -> None:
     """The change in expected total, hourly cost, hours and placement from BASE to HEAD, with CI policies.
 
-    Exit codes: 0 within policy, 6 a --fail-above-* policy failed, 3/4 HEAD has no feasible plan (as `plan`)."""
+    Exit codes: 0 within policy, 6 a --fail-above-* policy failed, 3/4 HEAD has no feasible plan (as `plan`),
+    7 --strict and a price source could not be used."""
     from arbitrage.report import diff as D
 
     found = usecases.diff_plans(base, head, usecases.load_facts(), source=source, objective=objective,
-                                fail_above_usd=fail_above_usd, fail_above_percent=fail_above_percent, say=say)
+                                fail_above_usd=fail_above_usd, fail_above_percent=fail_above_percent, say=say,
+                                strict=strict)
     if fmt is DiffFormat.json:
         typer.echo(D.diff_json(found.diff, found.violations))
     elif fmt is DiffFormat.markdown:

@@ -20,6 +20,7 @@ from arbitrage.cli.common import (
     ReferenceOption,
     RegionOption,
     SourceOption,
+    StrictOption,
     TableOrJson,
     TableOrJsonOption,
     UseSpotOption,
@@ -30,6 +31,7 @@ from arbitrage.cli.common import (
 )
 from arbitrage.errors import SpecError
 from arbitrage.params import MAX_ROWS
+from arbitrage.plural import plural
 
 
 @guarded
@@ -41,6 +43,7 @@ def plan(
     objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False,
                                                  help=ObjectiveHelp)] = Objective.cost,
     source: SourceOption = None,
+    strict: StrictOption = False,
     wide: Annotated[bool, typer.Option("--wide", help="Every column (compute, preemption, egress, fabric, age, "
                                                       "risk); default: a table that fits 100 columns.")] = False,
     gpus: GpusOption = None,
@@ -62,7 +65,8 @@ def plan(
     facts = usecases.load_facts()
     overrides = overrides_of(gpus, num_nodes, use_spot, infra, region, zone, hours, gpu_hours, reference)
     outcome = usecases.plan_job(job, facts, source=source, objective=objective,
-                                now=parse_now(now, usecases.utcnow()), say=say, overrides=overrides)
+                                now=parse_now(now, usecases.utcnow()), say=say, overrides=overrides,
+                                strict=strict)
     if fmt is TableOrJson.json:
         typer.echo(render.plan_json(outcome.plan, top, outcome.now, outcome.catalog))
     else:
@@ -79,7 +83,7 @@ def _print_plan_table(result: Any, top: int, catalog: dict[str, Any], wide: bool
 
     spec = result.spec
     shown = result.placements[:top] if top else result.placements
-    head = (f"{spec.name}: {' | '.join(map(str, spec.accelerators))} x {spec.num_nodes} node(s), "
+    head = (f"{spec.name}: {' | '.join(map(str, spec.accelerators))} x {plural(spec.num_nodes, 'node')}, "
             f"{spec.work.describe(spec.workload)}, spot {spec.spot}, objective {result.objective}")
     lines: list[str] = []
     when, stale = result.now, result.stale_days
@@ -88,9 +92,9 @@ def _print_plan_table(result: Any, top: int, catalog: dict[str, Any], wide: bool
         hours_note = ("hours are expected wall time" if spec.work.known
                       else "NO DURATION KNOWN: totals are for one hour, ranked by cluster $/h")
         typer.echo(render.plan_table(choices, result.deadline_hours,
-                                          f"{head}\n{len(result.placements)} feasible of {result.candidates} "
-                                          f"candidates, {len(result.choices)} distinct choice"
-                                          f"{'' if len(result.choices) == 1 else 's'} (USD; {hours_note}; "
+                                          f"{head}\n{len(result.placements)} feasible of "
+                                          f"{plural(result.candidates, 'candidate')}, "
+                                          f"{plural(len(result.choices), 'distinct choice')} (USD; {hours_note}; "
                                           f"+N regions: same price elsewhere)", when, stale, wide=wide))
         lines += ["Why #1:", *(f"  {line}" for line in render.explain(choices[0].best, result,
                                                                          choices[0].also_in))]
@@ -99,7 +103,7 @@ def _print_plan_table(result: Any, top: int, catalog: dict[str, Any], wide: bool
                                           f"{head}\nNOTHING within budget; cheapest over-budget placements:",
                                           when, stale, wide=wide))
     else:
-        lines += [head, f"No feasible placement among {result.candidates} candidates."]
+        lines += [head, f"No feasible placement among {plural(result.candidates, 'candidate')}."]
     lines += [f"Note: {note}" for note in spec.notes]
     if result.rejections:
         lines += ["Rejected:", *render.rejection_lines(result)]

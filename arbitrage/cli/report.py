@@ -12,6 +12,7 @@ import typer
 
 from arbitrage import app as usecases
 from arbitrage.cli.common import (
+    GPU_FILTER_HELP,
     GpuHoursOption,
     GpusOption,
     HoursOption,
@@ -22,6 +23,7 @@ from arbitrage.cli.common import (
     ReferenceOption,
     RegionOption,
     SourceOption,
+    StrictOption,
     UseSpotOption,
     ZoneOption,
     bounded,
@@ -41,7 +43,9 @@ class ReportFormat(str, Enum):
 
 
 class BreakevenFormat(str, Enum):
-    text = "text"
+    """`breakeven` is a short document: its plain form is `table` like every command's (a .txt file gets it)."""
+
+    table = "table"
     markdown = "markdown"
     json = "json"
 
@@ -90,10 +94,9 @@ def _emit(text: str | None, renderables: list[Any] | None, out: str | None) -> N
 
 @guarded
 def report_prices(
-    gpu: Annotated[list[str], typer.Option("--gpu", "-g",
-                                           help="GPU model(s), e.g. H100, A100-80GB (default: all).")] = [],  # noqa: B006
+    gpu: Annotated[list[str], typer.Option("--gpu", "-g", help=GPU_FILTER_HELP + " Default: all.")] = [],  # noqa: B006
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, max=MAX_GPUS_PER_NODE,
-                                              help="GPUs per instance.")] = None,
+                                              help="GPUs per instance (per node, not in total).")] = None,
     provider: Annotated[list[str], typer.Option("--provider", "-p", help="Provider id or glob (repeatable).")] = [],  # noqa: B006
     region: Annotated[list[str], typer.Option("--region", "-r", help="Region glob, e.g. 'us-*' (repeatable).")] = [],  # noqa: B006
     workload: Annotated[WorkloadChoice | None, typer.Option(
@@ -111,6 +114,7 @@ def report_prices(
     out: _OUT = None,
     fmt: _FORMAT = None,
     source: SourceOption = None,
+    strict: StrictOption = False,
     now: _NOW = None,
 ) -> None:
     """Per GPU model: each provider's cheapest on-demand and spot offer, per GPU-hour and per instance, the
@@ -130,7 +134,7 @@ def report_prices(
     with progress("Fetching prices", total=3) as step:
         found = usecases.price_report(facts, gpus=gpus, count=count, providers=providers, regions=region,
                                       reference=ref, workload=chosen_workload, source=source, say=say,
-                                      now=moment, unit_model=unit_model)
+                                      now=moment, unit_model=unit_model, strict=strict)
         step(description=f"Rendering {chosen}")
         stamp, note = moment.isoformat(timespec="seconds"), usecases.source_counts(found.offers)
         text, renderables = _render_prices(found.report, chosen, stamp, note)
@@ -184,6 +188,7 @@ def report_plan(
     out: _OUT = None,
     fmt: _FORMAT = None,
     source: SourceOption = None,
+    strict: StrictOption = False,
     gpus: GpusOption = None,
     num_nodes: NumNodesOption = None,
     use_spot: UseSpotOption = None,
@@ -209,7 +214,7 @@ def report_plan(
     with progress("Fetching prices", total=3) as step:
         overrides = overrides_of(gpus, num_nodes, use_spot, infra, region, zone, hours, gpu_hours, reference)
         report, catalog = usecases.plan_report(job, facts, top=top, source=source, objective=objective, now=moment,
-                                               say=say, overrides=overrides)
+                                               say=say, overrides=overrides, strict=strict)
         step(description=f"Rendering {chosen}")
         text, renderables = _render_plan(report, chosen, provenance_line(catalog))
         step()
@@ -263,6 +268,7 @@ def breakeven(
     fmt: Annotated[BreakevenFormat | None, typer.Option("--format", "-f", case_sensitive=False,
                                                         help="Format on stdout. Default: text.")] = None,
     source: SourceOption = None,
+    strict: StrictOption = False,
 ) -> None:
     """Rent vs buy one GPU from the current catalog: break-even months, the utilization above which owning wins,
     and the cost over the period both ways, with every assumption and its source printed."""
@@ -273,7 +279,7 @@ def breakeven(
     from arbitrage.report.output import choose_format
     from arbitrage.report.progress import progress
 
-    chosen = choose_format(out, fmt.value if fmt else None, BREAKEVEN_FORMATS, "text")
+    chosen = choose_format(out, fmt.value if fmt else None, BREAKEVEN_FORMATS, "table")
     facts = usecases.load_facts()
     name = canonical_gpu(gpu, facts, "--gpu")
     given = {"purchase_usd": purchase_usd, "power_w": power_w, "usd_per_kwh": usd_per_kwh, "pue": pue,
@@ -281,7 +287,8 @@ def breakeven(
     patterns = check_providers(provider) if rental_usd is None else ()
     with progress("Fetching prices") if rental_usd is None else nullcontext():
         result = usecases.breakeven(facts, name, given, spot=rent is RentOption.spot,
-                                    rental_usd_per_gpu_hour=rental_usd, providers=patterns, source=source, say=say)
+                                    rental_usd_per_gpu_hour=rental_usd, providers=patterns, source=source, say=say,
+                                    strict=strict)
     if chosen == "json":
         text = tables.breakeven_json(result)
     elif chosen == "markdown":

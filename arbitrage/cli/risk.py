@@ -7,16 +7,26 @@ from typing import Annotated, Any
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import SourceOption, TableOrJson, TableOrJsonOption, guarded, say
+from arbitrage.cli.common import (
+    GPU_FILTER_HELP,
+    SourceOption,
+    StrictOption,
+    TableOrJson,
+    TableOrJsonOption,
+    guarded,
+    say,
+)
 from arbitrage.errors import NothingFeasible
+from arbitrage.plural import plural
 
 
 @guarded
 def risk(
     provider: Annotated[list[str], typer.Option("--provider", "-p", help="Provider id or glob (repeatable).")] = [],  # noqa: B006
-    gpu: Annotated[list[str], typer.Option("--gpu", "-g", help="GPU model(s), e.g. H100, A100-80GB.")] = [],  # noqa: B006
+    gpu: Annotated[list[str], typer.Option("--gpu", "-g", help=GPU_FILTER_HELP)] = [],  # noqa: B006
     fmt: TableOrJsonOption = TableOrJson.table,
     source: SourceOption = None,
+    strict: StrictOption = False,
     now: Annotated[str | None, typer.Option("--now", help="Count history to this ISO-8601 time (default: now).",
                                             hidden=True)] = None,
 ) -> None:
@@ -31,7 +41,7 @@ def risk(
 
     facts = usecases.load_facts()
     table = usecases.risk_table(facts, providers=check_providers(provider), gpus=canonical_gpus(gpu, facts),
-                                source=source, say=say, now=parse_now(now, usecases.utcnow()))
+                                source=source, say=say, now=parse_now(now, usecases.utcnow()), strict=strict)
     if fmt is TableOrJson.json:
         typer.echo(json.dumps({
             "as_of": table.now.isoformat(), "advisor": table.advisor,
@@ -48,7 +58,8 @@ def _print_table(table: Any) -> None:
     from arbitrage.texttable import TextTable
 
     notes: dict[str, int] = {}
-    out = TextTable(title=f"Spot risk: {len(table.rows)} spot offers (preemptions per instance-hour; restart minutes)")
+    out = TextTable(title=f"Spot risk: {plural(len(table.rows), 'spot offer')} (preemptions per instance-hour; "
+                          "restart minutes)")
     for i, head in enumerate(("Provider", "Instance", "Region", "Zone", "GPUs", "Rate/h", "Prior/h", "Observed",
                               "Restart", "From")):
         out.add_column(head, justify="right" if 4 <= i <= 8 else "left", no_wrap=i < 3)
@@ -62,7 +73,7 @@ def _print_table(table: Any) -> None:
                     f"{r['restart_minutes']:g}", f"{r['label']} [{n}]")
     typer.echo(out)
     advisor = table.advisor
-    lines = [f"AWS Spot Instance Advisor: {advisor['used']} ({advisor['entries']} GPU rows, as of "
+    lines = [f"AWS Spot Instance Advisor: {advisor['used']} ({plural(advisor['entries'], 'GPU row')}, as of "
              f"{advisor['as_of'] or 'undated'}; {advisor['ref']})",
              f"Run ledger: {table.ledger} ({table.observed_hours:.1f} spot instance-hours observed)" if table.ledger
              else "Run ledger: none yet (rates are priors until your own spot runs are recorded)",

@@ -1,7 +1,8 @@
 """`gpuarb run` (and the hidden `_supervise` a detached run starts): plan a job, launch it, watch it to the end.
 
 Run exit codes: 0 succeeded (or detached/dry-run), 1 error, 2 invalid spec, 3 nothing feasible or no capacity,
-4 over budget (plan) or stopped by the budget breaker, 5 the job failed, 130 interrupted.
+4 over budget (plan) or stopped by the budget breaker, 5 the job failed, 7 --strict and a price source could not be
+used (nothing launched), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from arbitrage.cli.common import (
     ReferenceOption,
     RegionOption,
     SourceOption,
+    StrictOption,
     TableOrJson,
     TableOrJsonOption,
     UseSpotOption,
@@ -75,6 +77,7 @@ def run(
     objective: Annotated[Objective, typer.Option("--objective", case_sensitive=False,
                                                  help="cost or time (as in `plan`).")] = Objective.cost,
     source: SourceOption = None,
+    strict: StrictOption = False,
     fmt: TableOrJsonOption = TableOrJson.table,
     gpus: GpusOption = None,
     num_nodes: NumNodesOption = None,
@@ -90,7 +93,7 @@ def run(
     overrides = overrides_of(gpus, num_nodes, use_spot, infra, region, zone, hours, gpu_hours, reference)
     prepared = usecases.prepare_run(job, usecases.load_facts(), backend=backend.value, ray_address=ray_address,
                                     source=source, objective=objective, max_failovers=max_failovers,
-                                    check_backend=not dry_run, say=say, overrides=overrides)
+                                    check_backend=not dry_run, say=say, overrides=overrides, strict=strict)
     for note in prepared.spec.notes:
         say(f"note: {note}")
     if dry_run:

@@ -9,79 +9,110 @@ from typing import Annotated, Any
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import TAG_HELP, BackendChoice, TableOrJson, TableOrJsonOption, bounded, guarded, say
+from arbitrage.cli.common import (
+    TAG_HELP,
+    BackendChoice,
+    DataFormat,
+    TableOrJson,
+    TableOrJsonOption,
+    bounded,
+    guarded,
+    say,
+)
 from arbitrage.errors import Cancelled
-from arbitrage.params import MAX_IDLE_MINUTES, MAX_ROWS
+from arbitrage.params import MAX_IDLE_MINUTES, MAX_ROWS, SINCE_FORMS
+
+_RUN_HELP = "A run id (or a unique prefix of one) or a run's name (its newest run, or its one live run)."
+_FORMAT_HELP = "table (default), json, csv or markdown."
+
+
+def _print_runs(summaries: list[dict[str, Any]], fmt: DataFormat, *, with_tags: bool, caption: str = "") -> None:
+    """Runs in the chosen format: a table (money as $1,234.56), JSON (the summaries), CSV or Markdown."""
+    from arbitrage.report import runs as R
+
+    if fmt is DataFormat.json:
+        typer.echo(json.dumps(summaries, indent=2))
+    elif fmt is DataFormat.csv:
+        typer.echo(R.runs_csv(summaries), nl=False)
+    elif fmt is DataFormat.markdown:
+        typer.echo(R.runs_markdown(summaries, with_tags=with_tags, caption=caption), nl=False)
+    else:
+        typer.echo(R.runs_table(summaries, with_tags=with_tags, caption=caption))
 
 
 @guarded
 def status(
-    run_id: Annotated[str | None, typer.Argument(help="A run id (or unique prefix); default: recent runs.")] = None,
+    run_id: Annotated[str | None, typer.Argument(help=_RUN_HELP + " Default: recent runs.", show_default=False)]
+    = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_ROWS, help="Runs to list.")] = 20,
-    fmt: TableOrJsonOption = TableOrJson.table,
+    fmt: Annotated[DataFormat, typer.Option("--format", "-f", case_sensitive=False, help=_FORMAT_HELP + " With RUN, "
+                                            "json has its placements, attempts and events; csv and markdown its one "
+                                            "row.")] = DataFormat.table,
 ) -> None:
     """Show recent runs, or one run's placements, attempts and events, with spend so far."""
+    from arbitrage.report.spend import money
+
     ledger = usecases.open_ledger()
     if run_id is None:
         summaries = usecases.recent_runs(ledger, limit=limit)
         for line in usecases.ledger_warnings(ledger):
             say(line)
-        if fmt is TableOrJson.json:
-            typer.echo(json.dumps(summaries, indent=2))
-        elif not summaries:
+        if not summaries and fmt in (DataFormat.table, DataFormat.markdown):
             typer.echo(f"no runs yet (ledger: {ledger.path})")
         else:
-            _table(summaries, ["run_id", "name", "state", "placement", "spent_usd", "expected_total_usd"])
+            _print_runs(summaries, fmt, with_tags=False)
         return
-    summary = usecases.run_summary(ledger, ledger.run(run_id), detail=True)
+    summary = usecases.run_summary(ledger, usecases.find_run(ledger, run_id), detail=True)
     for line in usecases.ledger_warnings(ledger):
         say(line)
-    if fmt is TableOrJson.json:
+    if fmt is DataFormat.json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    for key in ("run_id", "name", "state", "backend", "placement", "price", "created_at", "ended_at", "message"):
-        typer.echo(f"{key:>18}: {summary[key] if summary[key] is not None else '-'}")
-    typer.echo(f"{'spent':>18}: ${summary['spent_usd']:,.2f} of expected "
-               f"${summary['expected_total_usd'] or 0:,.2f} (USD; budget "
-               f"{'$' + format(summary['budget_total_usd'], ',.2f') if summary['budget_total_usd'] else 'none'})")
-    typer.echo("attempts:")
+    if fmt is not DataFormat.table:
+        _print_runs([summary], fmt, with_tags=True)
+        return
+    labels = (("run_id", "Run"), ("name", "Name"), ("state", "State"), ("backend", "Backend"),
+              ("placement", "Placement"), ("price", "Price"), ("created_at", "Created"), ("ended_at", "Ended"),
+              ("message", "Message"))
+    width = max(len(label) for _, label in labels)
+    for key, label in labels:
+        typer.echo(f"{label:>{width}}: {summary[key] if summary[key] not in (None, '') else '-'}")
+    budget = money(summary["budget_total_usd"]) if summary["budget_total_usd"] else "none"
+    typer.echo(f"{'Spent':>{width}}: {money(summary['spent_usd'])} of expected "
+               f"{money(summary['expected_total_usd'])} (USD; budget {budget})")
+    typer.echo("Attempts:" if summary["attempts_detail"] else "Attempts: none yet")
     for a in summary["attempts_detail"]:
         typer.echo(f"  {a['n']}. {a['placement']} [{a['cluster']}] {a['outcome'] or 'running'}"
                    f"{' (' + a['message'] + ')' if a['message'] else ''}")
-    typer.echo("events:")
+    typer.echo("Events:")
     for e in summary["events"]:
         typer.echo(f"  {e['at']}  {e['kind']:<14} {e['message']}")
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    from arbitrage.texttable import TextTable
-
-    table = TextTable()
-    for c in columns:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*("-" if r[c] is None else (f"{r[c]:,.2f}" if isinstance(r[c], float) else str(r[c]))
-                        for c in columns))
-    typer.echo(table)
-
-
 @guarded
 def logs(
-    run_id: Annotated[str, typer.Argument(help="A run id (or unique prefix).")],
+    run_id: Annotated[str, typer.Argument(help=_RUN_HELP, show_default=False)],
     follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep printing until the job ends.")] = False,
     ray_address: Annotated[str | None, typer.Option("--ray-address", hidden=True)] = None,
+    fmt: Annotated[TableOrJson, typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="table (default): the lines as the job wrote them; json: one document with the run id, attempt, "
+             "cluster and the lines (with --follow, printed when the job ends).")] = TableOrJson.table,
 ) -> None:
     """Print a run's job output (latest attempt); for a detached run, also where its supervisor log is."""
-    supervisor_log = usecases.supervisor_log(run_id)
-    if supervisor_log is not None:
-        say(f"supervisor log: {supervisor_log}")
-    for line in usecases.run_logs(run_id, follow=follow, ray_address=ray_address):
-        typer.echo(line.rstrip("\n"))
+    found = usecases.run_logs(run_id, follow=follow, ray_address=ray_address)
+    if fmt is TableOrJson.json:
+        typer.echo(json.dumps(found.record(list(found.lines)), indent=2))
+        return
+    if found.supervisor_log is not None:
+        say(f"supervisor log: {found.supervisor_log}")
+    for line in found.lines:
+        typer.echo(line)
 
 
 @guarded
 def down(
-    run_id: Annotated[str, typer.Argument(help="A run id (or unique prefix).")],
+    run_id: Annotated[str, typer.Argument(help=_RUN_HELP, show_default=False)],
     ray_address: Annotated[str | None, typer.Option("--ray-address", hidden=True)] = None,
     fmt: TableOrJsonOption = TableOrJson.table,
 ) -> None:
@@ -98,29 +129,25 @@ def down(
 @guarded
 def history(
     tag: Annotated[list[str], typer.Option("--tag", help=TAG_HELP)] = [],  # noqa: B006
-    since: Annotated[str | None, typer.Option("--since", help="ISO date/time or 7d, 12h, 30m.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only runs created since then: " + SINCE_FORMS + ".")]
+    = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_ROWS)] = 100,
-    fmt: TableOrJsonOption = TableOrJson.table,
+    fmt: Annotated[DataFormat, typer.Option("--format", "-f", case_sensitive=False, help=_FORMAT_HELP)]
+    = DataFormat.table,
 ) -> None:
     """Past runs with expected vs actual cost (USD), newest first, filtered by tag and time."""
     from arbitrage.params import parse_since, parse_tags
+    from arbitrage.report.runs import spent_line
 
     ledger = usecases.open_ledger()
     summaries = usecases.recent_runs(ledger, since=parse_since(since, usecases.utcnow()), tags=parse_tags(tag),
                                      limit=limit)
     for line in usecases.ledger_warnings(ledger):
         say(line)
-    if fmt is TableOrJson.json:
-        typer.echo(json.dumps(summaries, indent=2))
-        return
-    if not summaries:
+    if not summaries and fmt in (DataFormat.table, DataFormat.markdown):
         typer.echo("no runs match")
         return
-    for s in summaries:
-        s["tags"] = ",".join(f"{k}={v}" for k, v in s["tags"].items())
-    _table(summaries, ["run_id", "name", "state", "placement", "expected_total_usd", "spent_usd", "tags"])
-    total = sum(s["spent_usd"] for s in summaries)
-    typer.echo(f"{len(summaries)} runs, ${total:,.2f} spent (USD, compute at the recorded price + egress)")
+    _print_runs(summaries, fmt, with_tags=True, caption=spent_line(summaries))
 
 
 @guarded
@@ -131,28 +158,37 @@ def reap(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     backend: Annotated[list[BackendChoice], typer.Option("--backend", "-b", case_sensitive=False,
                                                        help="Backends to search (default: all usable).")] = [],  # noqa: B006
-    fmt: TableOrJsonOption = TableOrJson.table,
+    fmt: Annotated[TableOrJson, typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="table (default): one line per cluster; json: an array of the clusters (cluster, backend, status, "
+             "run_id, reason, torn_down).")] = TableOrJson.table,
 ) -> None:
     """Find clusters gpuarb launched whose run is over, unsupervised, unknown or idle, and tear them down."""
+    from arbitrage.plural import plural
+
     names = [b.value for b in backend] or [b.value for b in BackendChoice]
     zombies = usecases.find_zombies(names, idle_minutes=idle_minutes, explicit=bool(backend), say=say)
-    report = [z.record() for z in zombies]
-    if fmt is TableOrJson.json and dry_run:
-        typer.echo(json.dumps(report, indent=2))
+    report = [{**z.record(), "torn_down": False} for z in zombies]
+    as_json = fmt is TableOrJson.json
+    if not zombies or dry_run:
+        if as_json:
+            typer.echo(json.dumps(report, indent=2))
+        elif not zombies:
+            typer.echo("no zombie clusters")
+        for z in [] if as_json else report:
+            typer.echo(f"{z['cluster']} ({z['backend']}, {z['status']}): {z['reason']}")
         return
-    if not zombies:
-        typer.echo("no zombie clusters")
-        return
-    for z in report:
+    for z in [] if as_json else report:
         typer.echo(f"{z['cluster']} ({z['backend']}, {z['status']}): {z['reason']}")
-    if dry_run:
-        return
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"tear down {len(zombies)} cluster(s)?", default=False):
+    if not yes and sys.stdin.isatty() and not typer.confirm(f"tear down {plural(len(zombies), 'cluster')}?",
+                                                            default=False, err=True):
         raise Cancelled("")
-    for zombie in zombies:
+    for zombie, z in zip(zombies, report, strict=True):
         usecases.reap(zombie)
-        typer.echo(f"torn down {zombie.cluster.name}")
-    if fmt is TableOrJson.json:
+        z["torn_down"] = True
+        if not as_json:
+            typer.echo(f"torn down {zombie.cluster.name}")
+    if as_json:
         typer.echo(json.dumps(report, indent=2))
 
 

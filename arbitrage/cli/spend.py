@@ -10,13 +10,22 @@ from typing import Annotated
 import typer
 
 from arbitrage import app as usecases
-from arbitrage.cli.common import SINCE_HELP, TAG_HELP, DataFormat, bounded, guarded, say
+from arbitrage.cli.common import TAG_HELP, DataFormat, bounded, guarded, say
 from arbitrage.errors import UsageError
+from arbitrage.params import SINCE_FORMS
+from arbitrage.plural import noun
 
 
 class GranularityChoice(str, Enum):
     day = "day"
     hour = "hour"
+
+
+class FocusFormat(str, Enum):
+    """`export focus --format`: FOCUS rows as CSV (the FOCUS file format) or a JSON array of the same rows."""
+
+    csv = "csv"
+    json = "json"
 
 
 _BY_HELP = ("Group runs by team, model, version (tags from the job spec's arbitrage.tags), provider (where the run "
@@ -25,8 +34,9 @@ _BY_HELP = ("Group runs by team, model, version (tags from the job spec's arbitr
 
 @guarded
 def spend(
-    by: Annotated[str, typer.Option("--by", "-b", help=_BY_HELP)] = "team",
-    since: Annotated[str | None, typer.Option("--since", help="Only runs created since then: " + SINCE_HELP)] = None,
+    by: Annotated[str, typer.Option("--by", help=_BY_HELP)] = "team",
+    since: Annotated[str | None, typer.Option("--since", help="Only runs created since then: " + SINCE_FORMS + ".")]
+    = None,
     tag: Annotated[list[str], typer.Option("--tag", help=TAG_HELP)] = [],  # noqa: B006
     fmt: Annotated[DataFormat, typer.Option("--format", "-f", case_sensitive=False)] = DataFormat.table,
     rise: Annotated[float, typer.Option("--flag-rise-percent", callback=bounded(0.0, 1e6),
@@ -78,10 +88,15 @@ def _parse_accounts(values: list[str]) -> dict[str, str]:
 @guarded
 def focus(
     since: Annotated[str | None, typer.Option("--since", help="Only charges incurred since then (attempts that "
-                                                              "straddle it are clipped): " + SINCE_HELP)] = None,
+                                                              "straddle it are clipped): " + SINCE_FORMS + ".")] = None,
     tag: Annotated[list[str], typer.Option("--tag", help=TAG_HELP)] = [],  # noqa: B006
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the CSV here instead of stdout.",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the rows here instead of stdout (a .json "
+                                                                "name without --format writes JSON).",
                                              dir_okay=False)] = None,
+    fmt: Annotated[FocusFormat | None, typer.Option(
+        "--format", "-f", case_sensitive=False, show_default=False,
+        help="csv (default): the FOCUS file; json: an array of objects with the same columns and values (numbers "
+             "with the CSV's digits).")] = None,
     granularity: Annotated[GranularityChoice, typer.Option(
         "--granularity", case_sensitive=False,
         help="Charge period: attempts are split at UTC day or hour boundaries.")] = GranularityChoice.day,
@@ -89,7 +104,8 @@ def focus(
         "--billing-account", help="BillingAccountId per provider, PROVIDER=ID (repeatable) or one ID for all; "
                                   "default gpuarb-PROVIDER (gpuarb does not know your cloud account ids).")] = [],  # noqa: B006
 ) -> None:
-    """The run ledger as FinOps FOCUS 1.2 cost-and-usage rows (CSV): compute per attempt and charge period, egress."""
+    """The run ledger as FinOps FOCUS 1.2 cost-and-usage rows (CSV or JSON): compute per attempt and charge period,
+    egress."""
     from arbitrage.params import parse_since, parse_tags
     from arbitrage.report import focus as F
 
@@ -97,16 +113,24 @@ def focus(
     now = usecases.utcnow()
     export = usecases.focus_export(since=parse_since(since, now), tags=parse_tags(tag), granularity=granularity.value,
                                    billing_accounts=accounts, now=now, say=say)
-    buf = io.StringIO()
-    n = F.write_focus_csv(export.rows, buf)
+    if fmt is None:
+        fmt = FocusFormat.json if out is not None and out.suffix.lower() == ".json" else FocusFormat.csv
+    if fmt is FocusFormat.json:
+        text, n = F.focus_json(export.rows)
+    else:
+        buf = io.StringIO()
+        n = F.write_focus_csv(export.rows, buf)
+        text = buf.getvalue()
     if out is None:
-        typer.echo(buf.getvalue(), nl=False)
+        typer.echo(text, nl=False)
     else:
         try:
-            out.write_text(buf.getvalue(), encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
-    what = f"{n} FOCUS {F.FOCUS_VERSION} rows" if n else f"no charges (header only, FOCUS {F.FOCUS_VERSION})"
+            out.write_text(text, encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--out: cannot write {str(out)[:80]}: {getattr(exc, 'strerror', None) or exc}") from None
+    header = "header only" if fmt is FocusFormat.csv else "an empty array"
+    what = (f"{n:,} FOCUS {F.FOCUS_VERSION} {noun(n, 'row')}" if n
+            else f"no charges ({header}, FOCUS {F.FOCUS_VERSION})")
     say(f"{what} from {export.ledger_path}{' to ' + str(out) if out else ''}; all money in USD")
 
 

@@ -38,6 +38,7 @@ from arbitrage.launch.backend import (
 )
 from arbitrage.ledger import HEARTBEAT_SECONDS, Ledger, PlacementRow
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 from arbitrage.runstate import EventKind, RunState
 from arbitrage.units import parse_metrics
 
@@ -267,7 +268,7 @@ class Runner:
         while True:
             if position >= len(ranks):
                 tried = ", ".join(rows[r].label for r in ranks) or "no placement"
-                message = f"no capacity on any of {len(ranks)} placements tried ({tried})"
+                message = f"no capacity on any of {plural(len(ranks), 'placement')} tried ({tried})"
                 self._record(run_id, EventKind.FAILED, message, state=RunState.NO_CAPACITY)
                 return RunState.NO_CAPACITY
             row = rows[ranks[position]]
@@ -282,7 +283,7 @@ class Runner:
             if outcome in ("preempted", "switch"):
                 restarts += 1
                 if restarts > self.options.max_restarts:
-                    message = f"gave up after {self.options.max_restarts} restarts (max_restarts)"
+                    message = f"gave up after {plural(self.options.max_restarts, 'restart')} (max_restarts)"
                     self._record(run_id, EventKind.FAILED, message, state=RunState.FAILED)
                     return RunState.FAILED
                 if outcome == "switch" or (row.spot and self._spot_decision(run_id, spec, row) == "on_demand"):
@@ -432,13 +433,14 @@ class Runner:
             self.say(f"warning: cannot read the job's metrics file {path}: {exc.strerror or exc}")
             return
         if done.bad_lines:
-            self.say(f"warning: {path}: {done.bad_lines} line(s) are not JSON counts and were skipped "
+            what = "is not a JSON count and was" if done.bad_lines == 1 else "are not JSON counts and were"
+            self.say(f"warning: {path}: {plural(done.bad_lines, 'line')} {what} skipped "
                      f"(first: {done.first_bad!r}; expected e.g. {{\"tokens\": 123456}})")
         if done.reported:
             self.ledger.set_work(run_id, tokens=done.tokens, tasks=done.tasks)
-            tasks = f", {done.tasks:,.0f} tasks" if done.tasks else ""
-            self._record(run_id, EventKind.NOTE, f"work reported so far: {done.tokens:,.0f} tokens{tasks} "
-                                                 f"({done.lines} metrics lines in {path.name})", attempt=n)
+            tasks = f", {plural(round(done.tasks), 'task')}" if done.tasks else ""
+            self._record(run_id, EventKind.NOTE, f"work reported so far: {plural(round(done.tokens), 'token')}{tasks} "
+                                                 f"({plural(done.lines, 'metrics line')} in {path.name})", attempt=n)
 
     def _teardown_by_name(self, run_id: str, name: str, n: int) -> None:
         """After a failed launch, make sure nothing half-provisioned is left billing."""
@@ -484,7 +486,7 @@ class Runner:
                     self._teardown(run_id, handle, n)
                     return "switch"
                 if seen_restarts > self.options.max_restarts:
-                    message = f"gave up after {self.options.max_restarts} restarts (max_restarts)"
+                    message = f"gave up after {plural(self.options.max_restarts, 'restart')} (max_restarts)"
                     self._stop(handle)
                     self._end(run_id, n, "restarts-exceeded", message, kind=EventKind.FAILED, state=RunState.FAILED,
                               restarts=seen_restarts)

@@ -32,6 +32,7 @@ from arbitrage.launch.backend import (
     LaunchError,
     LaunchRequest,
 )
+from arbitrage.plural import plural
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -172,7 +173,7 @@ def launched_detail(resource_handle: Any) -> dict[str, str]:
         return detail
     if math.isfinite(hourly) and hourly > 0:
         detail[billing.LAUNCHED_USD_PER_HOUR] = f"{hourly:.6f}"
-        detail[billing.LAUNCHED_PRICE_FROM] = f"SkyPilot catalog, {nodes} node(s)"
+        detail[billing.LAUNCHED_PRICE_FROM] = f"SkyPilot catalog, {plural(nodes, 'node')}"
     return detail
 
 

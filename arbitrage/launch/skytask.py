@@ -19,16 +19,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from arbitrage.egress import is_local_zone
+from arbitrage.errors import LaunchError
 from arbitrage.geo import is_aws_az_name, zone_pin_matches
-from arbitrage.launch.backend import (
-    LaunchError,
-    LaunchRequest,
-    gpuarb_envs,
-)
 from providers.registry import find
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # launch.backend is left out at import: `gpuarb plan` reads price_estimate from here
     from arbitrage.costmodel import Placement
+    from arbitrage.launch.backend import LaunchRequest
 
 LaunchMode = Literal["managed", "cluster"]
 
@@ -286,6 +283,8 @@ def job_envs(req: LaunchRequest) -> dict[str, str]:
     envs: dict[str, str] = {}
     for name, value in (req.spec.task.get("envs") or {}).items():
         envs[str(name)] = _env_value(str(name), value, where)
+    from arbitrage.launch.backend import gpuarb_envs
+
     envs.update(gpuarb_envs(req))
     envs.update({str(k): str(v) for k, v in req.envs.items()})
     bad = [k for k in envs if not _ENV_NAME.match(k)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from arbitrage.errors import UsageError
 from arbitrage.offers import Offer
+from arbitrage.plural import plural
 from providers.registry import tier_of
 
 HOURS_PER_YEAR = 8760.0
@@ -50,7 +51,7 @@ class Rental:
         o = self.offer
         if o is None:
             return f"{option}, given on the command line"
-        gpus = f"{o.gpus_per_node} GPU{'s' if o.gpus_per_node != 1 else ''}"
+        gpus = plural(o.gpus_per_node, 'GPU')
         return (f"{o.provider} {o.location} {o.instance_type} ({gpus}), {option} "
                 f"[{o.source}, as of {o.as_of}; {o.price_ref}]")
 

@@ -316,3 +316,23 @@ def write_focus_csv(rows: Iterable[Mapping[str, object]], out: TextIO) -> int:
                          if isinstance(row.get(c), (int, float)) else str(row[c]) for c in COLUMNS])
         n += 1
     return n
+
+
+def focus_json(rows: Iterable[Mapping[str, object]]) -> tuple[str, int]:
+    """The rows as a JSON array of objects keyed by COLUMNS, with the CSV's values: each number written with the
+    very digits the CSV has (``focus_number``: exact, never 1e-05), nulls as null, text (Tags too) as strings.
+    Returns the document (indented as ``json.dumps(indent=2)``) and the number of rows."""
+    items = []
+    for row in rows:
+        fields = []
+        for c in COLUMNS:
+            value = row.get(c)
+            if value is None:
+                text = "null"
+            elif isinstance(value, (int, float)):
+                text = focus_number(value)
+            else:
+                text = json.dumps(str(value))
+            fields.append(f"    {json.dumps(c)}: {text}")
+        items.append("  {\n" + ",\n".join(fields) + "\n  }")
+    return ("[\n" + ",\n".join(items) + "\n]\n" if items else "[]\n"), len(items)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from arbitrage.costmodel import CostBreakdown
+from arbitrage.plural import plural
 from arbitrage.render import explain, usd
 from arbitrage.report import svg
 from arbitrage.report.plan import PlanReport
@@ -168,7 +169,8 @@ def prices_html(report: PriceReport, generated_at: str, source_note: str) -> str
     axis = f"USD per {ref} GPU-hour of {report.workload} work (price per GPU-hour / relative throughput)"
     parts = [
         "<header><h1>GPU price report</h1>",
-        f'<p class="meta">Generated {_e(generated_at)} from {report.offers_considered} offers ({_e(source_note)}). '
+        f'<p class="meta">Generated {_e(generated_at)} from {plural(report.offers_considered, "offer")} '
+        f"({_e(source_note)}). "
         f"Prices in USD per hour. <b>Effective price</b> = USD per GPU-hour ÷ the GPU's {_e(report.workload)} "
         f"throughput relative to {_e(ref)} (gpus.csv), i.e. USD per {_e(ref)}-hour of work: a faster GPU at a "
         "higher hourly price can be the cheaper one. Spot discount = 1 − cheapest spot ÷ cheapest on-demand at "
@@ -265,9 +267,10 @@ def plan_html(report: PlanReport) -> str:
     title = f"Plan report: {spec.name}"
     parts = [f"<header><h1>{_e(title)}</h1>",
              f'<p class="meta">Planned {_e(report.planned_at.isoformat(timespec="seconds"))} · '
-             f"{_e(' | '.join(map(str, spec.accelerators)))} x {spec.num_nodes} node(s) · "
+             f"{_e(' | '.join(map(str, spec.accelerators)))} x {plural(spec.num_nodes, 'node')} · "
              f"{_e(spec.work.describe(spec.workload))} · spot {_e(spec.spot)} · "
-             f"objective {_e(plan.objective)} · {len(plan.placements)} feasible of {plan.candidates} candidates. "
+             f"objective {_e(plan.objective)} · {len(plan.placements)} feasible of "
+             f"{plural(plan.candidates, 'candidate')}. "
              "Money in USD, hours are expected wall time.</p></header>"]
 
     best, shown = report.best, report.shown
@@ -310,6 +313,6 @@ def plan_html(report: PlanReport) -> str:
         def joined(v: object) -> str:
             return ", ".join(v) if isinstance(v, list) else str(v)
         parts.append(f"<li><b>{_e(provider)}</b>: {_e(joined(entry['source']))}, as of {_e(joined(entry['as_of']))}; "
-                     f"{_e(joined(entry['price_ref']))} ({entry['offers']} offers)</li>")
+                     f"{_e(joined(entry['price_ref']))} ({plural(entry['offers'], 'offer')})</li>")
     parts.append("</ul></section>")
     return _page(title, "\n".join(parts))

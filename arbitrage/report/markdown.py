@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from arbitrage.planner import BUDGET_REASONS
+from arbitrage.plural import plural
 from arbitrage.render import explain, usd
 from arbitrage.report.breakeven import Breakeven
 from arbitrage.report.plan import PlanReport
@@ -56,7 +57,8 @@ def prices_markdown(report: PriceReport, generated_at: str, source_note: str) ->
     ref = report.reference_gpu
     unit = f"$/{ref}-h"
     out = ["# GPU price report", "",
-           f"Generated {generated_at} from {report.offers_considered} offers ({source_note}). Prices in USD per hour. "
+           f"Generated {generated_at} from {plural(report.offers_considered, 'offer')} ({source_note}). Prices in USD "
+           "per hour. "
            f"Effective price = USD per GPU-hour ÷ the GPU's {report.workload} throughput relative to {ref} "
            f"(gpus.csv), i.e. USD per {ref}-hour of work. Spot discount = 1 − cheapest spot ÷ cheapest on-demand at "
            "the same provider.", ""]
@@ -104,8 +106,8 @@ def plan_markdown(report: PlanReport) -> str:
     plan, spec = report.plan, report.plan.spec
     out = [f"# Plan report: {spec.name}", "",
            f"Planned {report.planned_at.isoformat(timespec='seconds')} · {' | '.join(map(str, spec.accelerators))} "
-           f"x {spec.num_nodes} node(s) · {spec.work.describe(spec.workload)} · spot {spec.spot} "
-           f"· objective {plan.objective} · {len(plan.placements)} feasible of {plan.candidates} candidates. "
+           f"x {plural(spec.num_nodes, 'node')} · {spec.work.describe(spec.workload)} · spot {spec.spot} "
+           f"· objective {plan.objective} · {len(plan.placements)} feasible of {plural(plan.candidates, 'candidate')}. "
            "Money in USD; hours are expected wall time.", "", "## Summary", ""]
     out += [f"- {line}" for line in plan_summary(report)] + [""]
     rows = report_cells(report)
@@ -123,7 +125,7 @@ def plan_markdown(report: PlanReport) -> str:
         def joined(v: object) -> str:
             return ", ".join(v) if isinstance(v, list) else str(v)
         out.append(f"- **{provider}**: {joined(entry['source'])}, as of {joined(entry['as_of'])}; "
-                   f"{joined(entry['price_ref'])} ({entry['offers']} offers)")
+                   f"{joined(entry['price_ref'])} ({plural(entry['offers'], 'offer')})")
     return "\n".join(out) + "\n"
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from arbitrage.errors import UsageError
+from arbitrage.plural import plural
 
 EXTENSIONS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".csv": "csv",
               ".json": "json", ".txt": "text"}
@@ -63,5 +64,5 @@ def write_report(out: str, text: str) -> str:
             tmp.unlink(missing_ok=True)
         raise UsageError(f"--out: cannot write {out[:80]!r}: {getattr(exc, 'strerror', None) or exc}") from None
     size = len(text.encode("utf-8"))
-    shown = f"{size / 1024:,.0f} KB" if size >= 1024 else f"{size} bytes"
+    shown = f"{size / 1024:,.0f} KB" if size >= 1024 else plural(size, "byte")
     return f"wrote {path} ({shown}{', replaced the existing file' if existed else ''})"

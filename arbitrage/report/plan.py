@@ -76,9 +76,10 @@ class PlanReport:
         return self.naive.expected_hours <= self.plan.deadline_hours
 
 
-def build_plan_report(spec: JobSpec, offers: Iterable[Offer], facts: Facts, now: datetime,
-                      objective: Objective, top: int, catalog: dict[str, Any]) -> PlanReport:
-    """Plan the job and cost the baselines on the same offers and facts."""
+def build_plan_report(spec: JobSpec, offers: Iterable[Offer], facts: Facts, now: datetime, objective: Objective,
+                      top: int, catalog: dict[str, Any], result: Plan | None = None) -> PlanReport:
+    """The plan (``result``, made over the same offers and facts; planned here when not given) with the
+    baselines costed on the same offers and facts."""
     offers = list(offers)
-    result = plan(spec, offers, facts, now, objective)
+    result = result if result is not None else plan(spec, offers, facts, now, objective)
     return PlanReport(result, top, now, naive(spec, offers, facts), cheapest_listed(spec, offers, facts), catalog)

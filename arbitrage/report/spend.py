@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from arbitrage.billing import attempt_cost_usd, attempt_hours
 from arbitrage.ledger import AttemptRow, PlacementRow, RunRow
+from arbitrage.plural import plural
 from arbitrage.runstate import RunState
 
 if TYPE_CHECKING:
@@ -392,16 +393,17 @@ def unit_cost_lines(report: SpendReport) -> list[str]:
 def notes(report: SpendReport, ledger: str) -> list[str]:
     """Footnotes: basis, active runs, price provenance, and which ledger at what time."""
     lines = [f"All money in {report.currency}. {BASIS[0].upper()}{BASIS[1:]}."]
-    if report.total.active_runs:
-        lines.append(f"{report.total.active_runs} run(s) still active: their actual is spend so far, "
-                     "their expected is the whole plan.")
+    active = report.total.active_runs
+    if active:
+        lines.append(f"{plural(active, 'run')} still active: {'its' if active == 1 else 'their'} actual is spend "
+                     f"so far, {'its' if active == 1 else 'their'} expected is the whole plan.")
     if report.total.price_sources:
         lines.append("Prices (provider, source, as of): " + "; ".join(report.total.price_sources) + ".")
     since = f", runs created since {report.since.isoformat(timespec='seconds')}" if report.since else ""
     lines.append(f"From the run ledger {ledger}, as of {report.as_of.isoformat(timespec='seconds')}{since}.")
     if report.total.unit_runs < report.total.runs and report.total.unit_runs:
-        lines.append(f"USD per million tokens covers the {report.total.unit_runs} run(s) that reported tokens "
-                     "through GPUARB_METRICS.")
+        lines.append(f"USD per million tokens covers the {plural(report.total.unit_runs, 'run')} that reported "
+                     "tokens through GPUARB_METRICS.")
     return lines + unit_cost_lines(report)
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from arbitrage.catalog import age_days
 from arbitrage.costmodel import CostBreakdown
 from arbitrage.offers import Offer
+from arbitrage.plural import noun, plural
 from arbitrage.render import location_cell, usd
 from arbitrage.report.breakeven import Breakeven
 from arbitrage.report.plan import PlanReport
@@ -71,7 +72,7 @@ def instance_cell(q: Quote | None) -> str:
     if q is None:
         return "-"
     o = q.offer
-    return f"{usd(q.usd_per_hour)} ({o.instance_type}, {o.gpus_per_node} GPUs, {o.location})"
+    return f"{usd(q.usd_per_hour)} ({o.instance_type}, {plural(o.gpus_per_node, 'GPU')}, {o.location})"
 
 
 def where(b: CostBreakdown, also: int = 0) -> str:
@@ -173,7 +174,7 @@ def assumption_rows(b: Breakeven) -> list[tuple[str, str, str]]:
         ("electricity", f"{usd(own.usd_per_kwh)}/kWh", src.get("usd_per_kwh", "")),
         ("PUE (facility overhead)", f"{own.pue:g}", src.get("pue", "")),
         ("hosting per GPU", f"{usd(own.hosting_usd_per_month)}/month", src.get("hosting_usd_per_month", "")),
-        ("period", f"{own.years:g} years", src.get("years", "")),
+        ("period", plural(own.years, "year"), src.get("years", "")),
         ("utilization (busy share of hours)", f"{own.utilization:.0%}", src.get("utilization", "")),
         ("rental price", f"{usd(b.rental.usd_per_gpu_hour)}/GPU-hour", b.rental.provenance),
         ("not modelled", ", ".join(NOT_MODELLED), "owning looks cheaper than it is without them"),
@@ -184,8 +185,9 @@ def breakeven_lines(b: Breakeven) -> list[str]:
     """The findings: hourly rates, break-even months, threshold utilization and the period totals."""
     own = b.ownership
     u = own.utilization
+    period = f"{own.years:g} {noun(own.years, 'year')}"
     lines = [
-        f"Owning costs {usd(b.own_usd_per_busy_hour)} per busy GPU-hour over {own.years:g} years at {u:.0%} "
+        f"Owning costs {usd(b.own_usd_per_busy_hour)} per busy GPU-hour over {period} at {u:.0%} "
         f"utilization (power {usd(b.power_usd_per_busy_hour)}/busy hour, hosting {usd(b.hosting_usd_per_hour)}/hour "
         f"around the clock, purchase spread over {b.busy_hours:,.0f} busy hours); renting costs "
         f"{usd(b.rental.usd_per_gpu_hour)}.",
@@ -202,9 +204,9 @@ def breakeven_lines(b: Breakeven) -> list[str]:
     if t is None:
         lines.append("Owning never wins: the rental price is below the power bill alone.")
     elif t > 1:
-        lines.append(f"Owning never wins within {own.years:g} years: it would need {t:.0%} utilization.")
+        lines.append(f"Owning never wins within {period}: it would need {t:.0%} utilization.")
     else:
-        lines.append(f"Owning wins over {own.years:g} years above {t:.0%} utilization.")
+        lines.append(f"Owning wins over {period} above {t:.0%} utilization.")
     verdict = (f"owning saves {usd(b.saving_usd)}" if b.saving_usd >= 0 else f"renting saves {usd(-b.saving_usd)}")
     lines.append(f"{own.years:g}-year totals at {u:.0%} utilization: own {usd(b.own_usd)}, rent {usd(b.rent_usd)}; "
                  f"{verdict}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from arbitrage.plural import plural
 from arbitrage.render import explain, plan_rows, plan_table, rejection_lines, usd
 from arbitrage.report.plan import PlanReport
 from arbitrage.report.prices import PriceReport, Quote
@@ -27,7 +28,7 @@ def prices_renderables(report: PriceReport, generated_at: str, source_note: str)
 
     ref = report.reference_gpu
     unit = f"$/{ref}-h"
-    out: list[Any] = [f"GPU price report, {generated_at}, {report.offers_considered} offers ({source_note}). "
+    out: list[Any] = [f"GPU price report, {generated_at}, {plural(report.offers_considered, 'offer')} ({source_note}). "
                       f"USD per hour. Effective = $/GPU-hour ÷ {report.workload} throughput relative to {ref}."]
     if not report.models:
         return [*out, "No offer matches these filters."]
@@ -78,13 +79,14 @@ def prices_renderables(report: PriceReport, generated_at: str, source_note: str)
 def plan_renderables(report: PlanReport, catalog_line: str) -> list[Any]:
     """The ranked table (with the naive and cheapest-listed rows), summary, why #1, rejections and provenance."""
     plan, spec = report.plan, report.plan.spec
-    head = (f"{spec.name}: {' | '.join(map(str, spec.accelerators))} x {spec.num_nodes} node(s), "
+    head = (f"{spec.name}: {' | '.join(map(str, spec.accelerators))} x {plural(spec.num_nodes, 'node')}, "
             f"{spec.work.describe(spec.workload)}, spot {spec.spot}, objective {plan.objective}")
     out: list[Any] = []
     rows = list(report.shown_choices)
     now, stale = report.planned_at, plan.stale_days
-    title = (f"{head}\n{len(plan.placements)} feasible of {plan.candidates} candidates (USD; hours are expected wall "
-             "time)" if not report.over_budget_only else f"{head}\nNOTHING within budget; cheapest over budget:")
+    title = (f"{head}\n{len(plan.placements)} feasible of {plural(plan.candidates, 'candidate')} (USD; hours are "
+             "expected wall time)" if not report.over_budget_only
+             else f"{head}\nNOTHING within budget; cheapest over budget:")
     if rows:
         table = plan_table(rows, plan.deadline_hours, title, now, stale)
         for label, b in (("naive", report.naive), ("listed", report.cheapest_listed)):
@@ -92,7 +94,7 @@ def plan_renderables(report: PlanReport, catalog_line: str) -> list[Any]:
                 table.add_row(label, *plan_rows([b], plan.deadline_hours, now, stale)[0][1:])
         out.append(table)
     else:
-        out.append(f"{head}\nNo feasible placement among {plan.candidates} candidates.")
+        out.append(f"{head}\nNo feasible placement among {plural(plan.candidates, 'candidate')}.")
     lines = ["Summary:", *(f"  {line}" for line in plan_summary(report))]
     if report.best is not None:
         also = rows[0].also_in if rows else ()

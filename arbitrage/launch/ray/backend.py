@@ -38,7 +38,7 @@ from arbitrage.launch.ray.heads import LocalHeads, head_alive
 from arbitrage.launch.ray.jobs import job_metadata, submission, submission_id
 from arbitrage.launch.ray.logs import follow_logs
 from arbitrage.launch.ray.state import StateStore, handle_detail, latest_job, parse_time
-from arbitrage.launch.ray.status import classify
+from arbitrage.launch.ray.status import classify, has_log_tail
 from arbitrage.paths import private_dir, ray_state_dir, write_private
 
 if TYPE_CHECKING:
@@ -164,10 +164,15 @@ class RayBackend:
             return self._unreachable(handle.cluster_name, sid, state, exc)
         if state.get("unreachable_since"):
             self.states.update(handle.cluster_name, lambda st: st.pop("unreachable_since", None))
-        status = classify(str(getattr(info.status, "value", info.status)), driver_exit_code=info.driver_exit_code,
+        ray_status = str(getattr(info.status, "value", info.status))
+        logs = None
+        if ray_status.upper() == "FAILED" and not has_log_tail(info.message or ""):
+            with contextlib.suppress(Exception):  # Ray kept no log tail: the job's own output says why it failed
+                logs = self._client(state["dashboard_url"]).get_job_logs(sid)
+        status = classify(ray_status, driver_exit_code=info.driver_exit_code,
                           error_type=None if info.error_type is None else str(getattr(info.error_type, "value",
                                                                                       info.error_type)),
-                          cancel_requested=cancel_requested, message=info.message or "")
+                          cancel_requested=cancel_requested, message=info.message or "", logs=logs)
         return self._finish(handle.cluster_name, sid, status) if status.state.terminal else status
 
     def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
