@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,26 @@ def fetch_ctx(provider: str, server: Any = None, **overrides: Any) -> Any:
     return FetchContext(**settings)
 
 
-def slow_response(seconds: float = 0.5) -> Any:
-    """A pytest-httpserver handler that answers '{}' only after `seconds` (for timeout tests)."""
-    import time
+# Set when a test ends: slow handlers still waiting answer at once, so a timeout test's requests (the client gave
+# up on them, one per retry) never hold the shared loopback server into the next test, where they made
+# fast requests time out on a loaded CI machine.
+_RELEASE_SLOW = threading.Event()
 
+
+@pytest.fixture(autouse=True)
+def _release_slow_handlers() -> Any:
+    _RELEASE_SLOW.clear()
+    yield
+    _RELEASE_SLOW.set()
+
+
+def slow_response(seconds: float = 0.5) -> Any:
+    """A pytest-httpserver handler that answers '{}' only after `seconds` (for timeout tests), or when the test
+    ends, whichever is first."""
     from werkzeug import Response
 
     def handler(_request: Any) -> Any:
-        time.sleep(seconds)
+        _RELEASE_SLOW.wait(seconds)
         return Response("{}", status=200)
 
     return handler
