@@ -46,6 +46,42 @@ def time_process(args: list[str], runs: int) -> list[float]:
     return samples
 
 
+def time_side_by_side(executables: dict[str, str], args: list[str], runs: int) -> dict[str, list[float]]:
+    """Wall seconds of ``runs`` fresh processes of each labelled `gpuarb` executable, interleaved run by run, so a
+    machine that slows down or speeds up meanwhile moves every column alike (this VM's speed drifts by ~30%)."""
+    samples: dict[str, list[float]] = {label: [] for label in executables}
+    with tempfile.TemporaryDirectory(prefix="gpuarb-bench-cache-") as cache, \
+            tempfile.TemporaryDirectory(prefix="gpuarb-bench-data-") as data:
+        env = {**os.environ, "COLUMNS": "200", "GPUARB_SOURCE": "snapshot", "GPUARB_CACHE_DIR": cache,
+               "GPUARB_DATA_DIR": data}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # each install's own bytecode cache, as a user's
+        for exe in executables.values():
+            subprocess.run([exe, *args], cwd=ROOT, capture_output=True, check=False, env=env)
+        for _ in range(runs):
+            for label, exe in executables.items():
+                start = time.perf_counter()
+                subprocess.run([exe, *args], cwd=ROOT, capture_output=True, check=False, env=env)
+                samples[label].append(time.perf_counter() - start)
+    return samples
+
+
+def side_by_side_lines(runs: int) -> list[str]:
+    """With GPUARB_BENCH_REFERENCES="label=/path/to/gpuarb,..." (other installs, e.g. fresh venvs of older
+    commits) and this tree's `gpuarb` on PATH: `gpuarb plan` of each, interleaved; nothing without it."""
+    given = os.environ.get("GPUARB_BENCH_REFERENCES", "")
+    executables = dict(item.split("=", 1) for item in given.split(",") if "=" in item)
+    here = shutil.which("gpuarb")
+    if not executables or here is None:
+        return []
+    executables["this tree"] = here
+    samples = time_side_by_side(executables, ["plan", SPEC], runs)
+    lines = ["", f"Side by side (`GPUARB_BENCH_REFERENCES`: regular installs in fresh venvs, {runs} runs each, "
+             f"interleaved): `gpuarb plan {SPEC}`.", "", "| install | median s | min s | max s |", "|---|---|---|---|"]
+    for label, values in samples.items():
+        lines.append(f"| {label} | {statistics.median(values):.3f} | {min(values):.3f} | {max(values):.3f} |")
+    return lines
+
+
 def time_in_process(runs: int) -> tuple[float, float, int]:
     """(median seconds to load the snapshot, median seconds to plan, offers) inside one process."""
     from arbitrage import app
@@ -89,4 +125,5 @@ def run(runs: int = 7) -> str:
         f"planning `{SPEC}` over it takes {plan_s * 1000:.1f} ms. The rest of a `plan` process is Python start-up "
         "and imports (typer, pydantic, PyYAML, and ~75 dataclasses of our own).",
     ]
+    lines += side_by_side_lines(runs)
     return "\n".join(lines) + "\n"
