@@ -916,7 +916,7 @@ def submit_run(prepared: PreparedRun, backend: str, ledger: Ledger) -> str:
     return ledger.create_run(
         name=spec.name, spec_path=prepared.path, spec_text=redact_secrets(prepared.spec_text), backend=backend,
         now=prepared.now,
-        placements=[placement_row(c) for c in prepared.chosen], tags=spec.tags,
+        placements=[prepared.backend.accounted(placement_row(c)) for c in prepared.chosen], tags=spec.tags,
         budget_total_usd=spec.budget.max_total_usd, budget_hourly_usd=spec.budget.max_hourly_usd,
         supervisor_pid=os.getpid(), supervisor_host=_hostname(), message=f"planned from {prepared.path}",
         planned_data=risk)

@@ -22,6 +22,10 @@ LAUNCHED_USD_PER_HOUR = "launched_usd_per_hour"
 LAUNCHED_PRICE_FROM = "launched_price_from"
 LAUNCHED_WHERE = "launched_where"
 
+# The provider a rehearsal on this machine (`--backend local` of a cloud placement) is booked under, at $0: not a
+# price source, so not in the provider registry; the FOCUS export leaves it out (no charge to anyone).
+LOCAL_PROVIDER = "local"
+
 
 class BilledAttempt(Protocol):
     """A launch attempt as billing sees it: which placement it ran on, from when to when (None: still open)."""

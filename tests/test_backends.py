@@ -51,8 +51,9 @@ def test_capabilities_not_names_tell_the_backends_apart():
 
 def test_the_accounting_note_says_when_a_run_is_not_what_the_plan_priced():
     ray = RayBackend(state_dir=Path("/nonexistent"))
-    assert ray.accounting_note(_cost()) == ("local backend: a local rehearsal of aws p5.48xlarge, accounted at "
-                                            "$40.00/h (snapshot price)")
+    # a rehearsal rents nothing: it is booked under provider local at $0, never as the cloud's spend
+    assert ray.accounting_note(_cost()) == ("local backend: a local rehearsal of aws p5.48xlarge (planned at "
+                                            "$40.00/h), recorded as provider local at $0: nothing is rented")
     owned = _cost(provider="onprem", instance_type="lab")
     assert ray.accounting_note(owned) == ("local backend: owned capacity of onprem lab, accounted at $40.00/h "
                                           "(snapshot price)")
@@ -127,3 +128,23 @@ def test_the_registry_and_protocol_import_no_backend_sdk():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'sky', 'psutil', 'httpx')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_local_rehearsal_is_booked_under_provider_local_at_zero_and_owned_capacity_at_its_price():
+    from arbitrage.launch.runner import placement_row
+
+    ray = RayBackend(state_dir=Path("/nonexistent"))
+    cloud = placement_row(_cost())
+    booked = ray.accounted(cloud)
+    assert (booked["provider"], booked["region"], booked["zone"], booked["price_source"]) == (
+        "local", "this-machine", None, "local")
+    assert all(booked[k] == 0.0 for k in ("usd_per_hour", "expected_total_usd", "compute_usd", "preemption_usd",
+                                          "egress_in_usd", "egress_out_usd"))
+    # what it rehearses is kept, and the cloud placement it stands for is named with its planned price
+    assert (booked["gpus_per_node"], booked["nodes"], booked["spot"]) == (cloud["gpus_per_node"], cloud["nodes"],
+                                                                         cloud["spot"])
+    assert booked["price_ref"].startswith("rehearsal of aws us-east-1 p5.48xlarge on-demand, planned at "
+                                          "$40.00/h")
+    owned = placement_row(_cost(provider="onprem", instance_type="lab"))
+    assert ray.accounted(owned) == owned and ray.accounted(booked) == booked
+    assert SkyPilotBackend().accounted(cloud) == cloud

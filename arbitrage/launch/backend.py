@@ -96,12 +96,17 @@ def metrics_path(checkpoint: CheckpointPlan) -> str:
     return f"{checkpoint.mount_path.rstrip('/')}/{METRICS_FILE}"
 
 
-def owned_capacity(placement: Placement) -> bool:
-    """Whether a placement is capacity the user owns (its provider's card has the ``owned`` tier, e.g. onprem)."""
+def owned_provider(provider: str) -> bool:
+    """Whether a provider is capacity the user owns (its card has the ``owned`` tier, e.g. onprem)."""
     from providers.registry import find
 
-    info = find(placement.offer.provider)
+    info = find(provider)
     return info is not None and info.tier == "owned"
+
+
+def owned_capacity(placement: Placement) -> bool:
+    """Whether a placement is capacity the user owns (`owned_provider` of its offer's provider)."""
+    return owned_provider(placement.offer.provider)
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,11 @@ class Backend(Protocol):
     def accounting_note(self, cost: CostBreakdown) -> str | None:
         """One line `gpuarb run` says before launching ``cost``'s placement when the run is not what the plan
         priced (a rehearsal on this machine, owned capacity); None when it is."""
+
+    def accounted(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The ledger's placement row (``runner.placement_row``) as this backend's launch of it is accounted:
+        unchanged where it rents what the plan priced; a rehearsal that rents nothing is booked at $0 under the
+        provider ``local`` (billing.LOCAL_PROVIDER), never as the cloud's spend."""
 
     def check(self) -> None:
         """Raise BackendUnavailable with a one-line reason when this backend cannot run here."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from arbitrage.launch.backend import (
     ENV_METRICS,
@@ -66,6 +66,9 @@ class FakeBackend:
 
     def accounting_note(self, cost: CostBreakdown) -> str | None:
         return self.note
+
+    def accounted(self, row: dict[str, Any]) -> dict[str, Any]:
+        return row
 
     def check(self) -> None:
         return None

@@ -292,6 +292,10 @@ class SkyPilotBackend:
         """Nothing to add: the run is launched on the placement the plan priced."""
         return None
 
+    def accounted(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The cloud's placement as priced (a cluster launch then records its launched price: `launch`)."""
+        return row
+
     def render(self, req: LaunchRequest) -> str:
         """The task YAML this backend launches for ``req``."""
         return skytask.task_yaml(req)

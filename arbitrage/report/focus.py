@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Literal, TextIO
 
-from arbitrage.billing import attempt_usd_per_hour
+from arbitrage.billing import LOCAL_PROVIDER, attempt_usd_per_hour
 from arbitrage.egress import EgressPath, egress_path
 from arbitrage.ledger import AttemptRow, PlacementRow, RunRow
 from arbitrage.report.spend import RunLedger
@@ -274,6 +274,7 @@ def focus_rows(records: Iterable[RunLedger], now: datetime, *, since: datetime |
                billing_accounts: Mapping[str, str] | None = None) -> list[dict[str, object]]:
     """Every run's compute and egress charges as FOCUS 1.2 rows (dicts keyed by COLUMNS), in time order.
 
+    Runs booked under the provider ``local`` (a `--backend local` rehearsal at $0) have no charges and no rows.
     ``since`` keeps only charges incurred from then on (an attempt that straddles it is clipped); ``data_homes``
     maps run id to where its input data lives; ``billing_accounts`` maps provider id (or '*') to an account id.
     """
@@ -284,6 +285,8 @@ def focus_rows(records: Iterable[RunLedger], now: datetime, *, since: datetime |
     accounts = billing_accounts or {}
     rows: list[dict[str, object]] = []
     for record in records:
+        if all(p.provider == LOCAL_PROVIDER for p in record.placements):
+            continue  # a rehearsal on this machine: nothing rented, no charge to anyone (billing.LOCAL_PROVIDER)
         for attempt in record.attempts:
             rows += compute_rows(record.run, attempt, record.placement(attempt.rank), now, since=since,
                                  granularity=granularity, accounts=accounts)

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from arbitrage.billing import LOCAL_PROVIDER
 from arbitrage.launch.backend import (
     BackendOptions,
     BackendUnavailable,
@@ -32,6 +33,7 @@ from arbitrage.launch.backend import (
     LaunchError,
     LaunchRequest,
     owned_capacity,
+    owned_provider,
 )
 from arbitrage.launch.ray import client as jobs_api
 from arbitrage.launch.ray.heads import LocalHeads, head_alive
@@ -82,11 +84,27 @@ class RayBackend:
         return ("ray", self.address)
 
     def accounting_note(self, cost: CostBreakdown) -> str | None:
-        """The run happens here (or on the attached cluster), priced as the placement the plan chose."""
+        """Owned capacity is accounted at its own price; a rehearsal of a cloud placement at $0 (`accounted`)."""
         o = cost.placement.offer
-        kind = "owned capacity" if owned_capacity(cost.placement) else "a local rehearsal"
-        return (f"local backend: {kind} of {o.provider} {o.instance_type}, accounted at ${cost.hourly_usd:,.2f}/h "
-                f"({o.source} price)")
+        if owned_capacity(cost.placement):
+            return (f"local backend: owned capacity of {o.provider} {o.instance_type}, accounted at "
+                    f"${cost.hourly_usd:,.2f}/h ({o.source} price)")
+        return (f"local backend: a local rehearsal of {o.provider} {o.instance_type} (planned at "
+                f"${cost.hourly_usd:,.2f}/h), recorded as provider {LOCAL_PROVIDER} at $0: nothing is rented")
+
+    def accounted(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Owned capacity as priced; a rehearsal of a cloud placement under provider `local` at $0, keeping what it
+        rehearses (GPUs, nodes, spot) and naming the cloud placement and its planned price in ``price_ref``."""
+        if owned_provider(str(row["provider"])) or row["provider"] == LOCAL_PROVIDER:
+            return row
+        where = "/".join(str(p) for p in (row["region"], row["zone"]) if p)
+        rehearsed = (f"rehearsal of {row['provider']} {where} {row['instance_type']} "
+                     f"{'spot' if row['spot'] else 'on-demand'}, planned at ${float(row['usd_per_hour']):,.2f}/h "
+                     f"({row['price_source']}, {row['price_as_of']}); nothing rented")
+        money = ("usd_per_hour", "expected_total_usd", "compute_usd", "preemption_usd", "egress_in_usd",
+                 "egress_out_usd")
+        return {**row, **dict.fromkeys(money, 0.0), "provider": LOCAL_PROVIDER, "region": "this-machine",
+                "zone": None, "price_source": LOCAL_PROVIDER, "price_ref": rehearsed}
 
     def check(self) -> None:
         """Ray with its job server must be importable; an existing cluster must answer."""
