@@ -1087,6 +1087,8 @@ def state_label(run: RunRow) -> str:
 
 def run_summary(ledger: Ledger, run: RunRow, *, detail: bool = False, now: datetime | None = None) -> dict[str, Any]:
     """A run as plain data: state, where, expected vs spent (USD), and with ``detail`` attempts and events."""
+    from arbitrage.money import cents
+
     moment = now or utcnow()
     placements = {p.rank: p for p in ledger.placements(run.id)}
     attempts = ledger.attempts(run.id)
@@ -1098,14 +1100,16 @@ def run_summary(ledger: Ledger, run: RunRow, *, detail: bool = False, now: datet
         "placement": where.label if where else None,
         "price": (f"${where.usd_per_hour:,.2f}/h ({where.provider}, {where.price_source}, as of "
                   f"{where.price_as_of})") if where else None,
-        "expected_total_usd": None if run.expected_total_usd is None else round(run.expected_total_usd, 2),
-        "spent_usd": round(ledger.spent_usd(run.id, run.ended_at or moment), 2), "currency": run.currency,
+        # spent: the exact amount billing charges (whole micro-USD; people see it rounded once, half up, to the
+        # cent: money.format_amount); expected: the plan's estimate to the cent, half up.
+        "expected_total_usd": None if run.expected_total_usd is None else float(cents(run.expected_total_usd)),
+        "spent_usd": ledger.spent_usd(run.id, run.ended_at or moment), "currency": run.currency,
         "budget_total_usd": run.budget_total_usd, "attempts": len(attempts), "tags": run.tags,
         "message": run.message,
     }
     if detail:
         out["placements"] = [{"rank": p.rank + 1, "placement": p.label, "usd_per_hour": p.usd_per_hour,
-                              "expected_total_usd": round(p.expected_total_usd, 2), "source": p.price_source,
+                              "expected_total_usd": float(cents(p.expected_total_usd)), "source": p.price_source,
                               "as_of": p.price_as_of} for p in placements.values()]
         out["attempts_detail"] = [{"n": a.n, "placement": placements[a.rank].label, "cluster": a.cluster_name,
                                    "started_at": a.started_at.isoformat(),

@@ -14,7 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from fractions import Fraction
 from typing import Any, Protocol
+
+from arbitrage.money import cost_micro, micro, usd
 
 # Handle.detail keys a backend fills after a launch (strings, as every detail value): where it launched and the
 # whole cluster's USD per hour there, with where that price came from.
@@ -71,13 +74,26 @@ def attempt_usd_per_hour(attempt: BilledAttempt, placement: PricedPlacement) -> 
     return launched_usd_per_hour(attempt.handle) or placement.usd_per_hour
 
 
+def attempt_seconds(attempt: BilledAttempt, now: datetime) -> Fraction:
+    """Billed seconds of one attempt, exactly: launch to end, or to ``now`` while it is still open; never negative."""
+    span = (attempt.ended_at or now) - attempt.started_at
+    seconds = Fraction(span.days * 86400 + span.seconds) + Fraction(span.microseconds, 1_000_000)
+    return max(Fraction(0), seconds)
+
+
+def attempt_cost_micro(attempt: BilledAttempt, placement: PricedPlacement, now: datetime) -> int:
+    """Compute billed for one attempt in whole micro-USD: its billed seconds x its cluster USD per hour, rounded
+    once (arbitrage/money.py: sums of these are exact)."""
+    return cost_micro(attempt_usd_per_hour(attempt, placement), attempt_seconds(attempt, now))
+
+
 def attempt_cost_usd(attempt: BilledAttempt, placement: PricedPlacement, now: datetime) -> float:
-    """Compute billed for one attempt: hours from launch to end (or now) x its cluster USD per hour."""
-    return attempt_hours(attempt, now) * attempt_usd_per_hour(attempt, placement)
+    """Compute billed for one attempt in USD (``attempt_cost_micro`` as a float)."""
+    return usd(attempt_cost_micro(attempt, placement, now))
 
 
 def spent_usd(attempts: Iterable[BilledAttempt], placements: Mapping[int, PricedPlacement], now: datetime, *,
               egress_in_usd: float = 0.0, egress_out_usd: float = 0.0) -> float:
     """Compute billed so far over all attempts (each priced by its placement, by rank), plus the egress charged."""
-    compute = sum(attempt_cost_usd(a, placements[a.rank], now) for a in attempts)
-    return compute + egress_in_usd + egress_out_usd
+    compute = sum(attempt_cost_micro(a, placements[a.rank], now) for a in attempts)
+    return usd(compute + micro(egress_in_usd) + micro(egress_out_usd))

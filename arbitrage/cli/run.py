@@ -36,6 +36,7 @@ from arbitrage.cli.common import (
     overrides_of,
     say,
 )
+from arbitrage.money import format_amount
 from arbitrage.params import MAX_FAILOVERS, MAX_PENDING_MINUTES, MAX_RESTARTS, POLL_SECONDS
 
 _POLL = bounded(*POLL_SECONDS)
@@ -126,8 +127,8 @@ def run(
     if fmt is TableOrJson.json:
         typer.echo(json.dumps(summary, indent=2))
     else:
-        typer.echo(f"run {summary['run_id']}: {summary['state']}; spent ${summary['spent_usd']:,.2f} "
-                   f"(expected ${summary['expected_total_usd'] or 0:,.2f}); {summary['message']}")
+        typer.echo(f"run {summary['run_id']}: {summary['state']}; spent {format_amount(summary['spent_usd'])} "
+                   f"(expected {format_amount(summary['expected_total_usd'] or 0.0)}); {summary['message']}")
     outcome = usecases.run_outcome_error(state)
     if outcome is not None:
         raise outcome

@@ -37,6 +37,7 @@ from arbitrage.launch.backend import (
     owned_capacity,
 )
 from arbitrage.ledger import HEARTBEAT_SECONDS, Ledger, PlacementRow
+from arbitrage.money import format_amount
 from arbitrage.offers import Offer
 from arbitrage.plural import plural
 from arbitrage.runstate import EventKind, RunState
@@ -518,7 +519,8 @@ class Runner:
                 return state
             spent = self.ledger.spent_usd(run_id, now)
             if budget is not None and spent >= budget:
-                message = f"budget reached: ${spent:,.2f} spent of ${budget:,.2f} (max_total_usd)"
+                message = (f"budget reached: {format_amount(spent)} spent of {format_amount(budget)} "
+                           "(max_total_usd)")
                 self.say(message)
                 self._stop(handle)
                 self._end(run_id, n, "budget-stopped", message, kind=EventKind.BUDGET_STOPPED,

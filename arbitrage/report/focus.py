@@ -29,11 +29,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from fractions import Fraction
 from typing import Literal, TextIO
 
 from arbitrage.billing import LOCAL_PROVIDER, attempt_usd_per_hour
 from arbitrage.egress import EgressPath, egress_path
 from arbitrage.ledger import AttemptRow, PlacementRow, RunRow
+from arbitrage.money import cost_micro, usd
 from arbitrage.report.spend import RunLedger
 from providers.registry import find
 
@@ -173,13 +175,22 @@ def compute_rows(run: RunRow, attempt: AttemptRow, p: PlacementRow, now: datetim
     """One attempt as FOCUS usage rows, one per charge period, clipped to start no earlier than ``since``."""
     start = attempt.started_at if since is None else max(attempt.started_at, since)
     end = attempt.ended_at or now
-    price_usd_per_instance_hour = attempt_usd_per_hour(attempt, p) / p.nodes
+    cluster_usd_per_hour = attempt_usd_per_hour(attempt, p)
+    price_usd_per_instance_hour = cluster_usd_per_hour / p.nodes
     kind = "spot" if p.spot else "on-demand"
     rows = []
+    # Each period's cost is the change in the rounded cost so far (whole micro-USD), so an attempt's rows add up
+    # to exactly what billing charges for it, and no row carries float noise (0.010750000000000001).
+    billed_micro, seconds_so_far = 0, Fraction(0)
     for period in charge_periods(start, end, granularity):
-        instance_hours = (period[1] - period[0]).total_seconds() / 3600 * p.nodes
-        row = _common(run, p.provider, period, accounts, price_usd_per_instance_hour * instance_hours,
-                      price_usd_per_instance_hour, instance_hours, "Hours")
+        span = period[1] - period[0]
+        seconds = Fraction(span.days * 86400 + span.seconds) + Fraction(span.microseconds, 1_000_000)
+        seconds_so_far += seconds
+        cost = cost_micro(cluster_usd_per_hour, seconds_so_far) - billed_micro
+        billed_micro += cost
+        instance_hours = float(seconds) / 3600 * p.nodes
+        row = _common(run, p.provider, period, accounts, usd(cost), price_usd_per_instance_hour, instance_hours,
+                      "Hours")
         row.update({
             "ChargeDescription": f"{p.label}: attempt {attempt.n} of run {run.id} ({run.name})",
             "PricingCategory": "Dynamic" if p.spot else "Standard",

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from arbitrage.billing import attempt_cost_usd, attempt_hours
+from arbitrage.billing import attempt_cost_micro, attempt_hours
 from arbitrage.ledger import AttemptRow, PlacementRow, RunRow
+from arbitrage.money import format_amount, micro, usd
 from arbitrage.plural import plural
 from arbitrage.runstate import RunState
 
@@ -85,27 +86,28 @@ class RunSpend:
 
     @property
     def actual_usd(self) -> float:
-        """Compute at the recorded price plus egress charged."""
-        return self.compute_usd + self.egress_usd
+        """Compute at the recorded price plus egress charged (added in micro-USD: exact)."""
+        return usd(micro(self.compute_usd) + micro(self.egress_usd))
 
 
 def run_spend(record: RunLedger, now: datetime) -> RunSpend:
     """One run's spend: every attempt's hours x its placement's USD per hour, plus egress; expected from the plan."""
     run = record.run
-    hours = gpu_hours = compute_usd = 0.0
+    hours = gpu_hours = 0.0
+    compute_micro = 0
     sources = set()
     for attempt in record.attempts:
         p = record.placement(attempt.rank)
         h = attempt_hours(attempt, now)
         hours += h
         gpu_hours += h * p.gpus_per_node * p.nodes
-        compute_usd += attempt_cost_usd(attempt, p, now)
+        compute_micro += attempt_cost_micro(attempt, p, now)
         sources.add(price_label(p))
     where = record.last_placement
     return RunSpend(
         run_id=run.id, name=run.name, state=run.state, provider=where.provider if where else None,
         tags=dict(run.tags), active=not run.state.terminal, hours=hours, gpu_hours=gpu_hours,
-        compute_usd=compute_usd, egress_usd=run.egress_in_usd + run.egress_out_usd,
+        compute_usd=usd(compute_micro), egress_usd=usd(micro(run.egress_in_usd) + micro(run.egress_out_usd)),
         expected_usd=run.expected_total_usd or 0.0, price_sources=tuple(sorted(sources)),
         tokens=getattr(run, "work_tokens", None), tasks=getattr(run, "work_tasks", None), created_at=run.created_at)
 
@@ -151,8 +153,8 @@ class SpendGroup:
 
     @property
     def actual_usd(self) -> float:
-        """Compute plus egress, USD."""
-        return self.compute_usd + self.egress_usd
+        """Compute plus egress, USD (added in micro-USD: exact)."""
+        return usd(micro(self.compute_usd) + micro(self.egress_usd))
 
     @property
     def usd_per_million_tokens(self) -> float | None:
@@ -180,14 +182,19 @@ class SpendGroup:
         return self.actual_usd / self.gpu_hours if self.gpu_hours > 0 else None
 
 
+def _exact_sum(amounts: Iterable[float]) -> float:
+    """A sum of amounts in whole micro-USD (floats that came from micro-USD convert back exactly)."""
+    return usd(sum(micro(a) for a in amounts))
+
+
 def _group(key: str, spends: Sequence[RunSpend]) -> SpendGroup:
     return SpendGroup(
         key=key, runs=len(spends), active_runs=sum(s.active for s in spends),
         hours=sum(s.hours for s in spends), gpu_hours=sum(s.gpu_hours for s in spends),
-        compute_usd=sum(s.compute_usd for s in spends), egress_usd=sum(s.egress_usd for s in spends),
-        expected_usd=sum(s.expected_usd for s in spends),
+        compute_usd=_exact_sum(s.compute_usd for s in spends), egress_usd=_exact_sum(s.egress_usd for s in spends),
+        expected_usd=_exact_sum(s.expected_usd for s in spends),
         price_sources=tuple(sorted({src for s in spends for src in s.price_sources})),
-        tokens=sum(s.tokens for s in spends if s.tokens), unit_usd=sum(s.actual_usd for s in spends if s.tokens),
+        tokens=sum(s.tokens for s in spends if s.tokens), unit_usd=_exact_sum(s.actual_usd for s in spends if s.tokens),
         unit_runs=sum(1 for s in spends if s.tokens))
 
 
@@ -228,12 +235,12 @@ def unit_costs(spends: Iterable[RunSpend], rise_percent: float = RISE_PERCENT) -
     out: list[UnitCost] = []
     for model, version in order:
         group = buckets[(model, version)]
-        tokens, usd = sum(s.tokens or 0.0 for s in group), sum(s.actual_usd for s in group)
+        tokens, spent = sum(s.tokens or 0.0 for s in group), _exact_sum(s.actual_usd for s in group)
         before = out[-1] if out and out[-1].model == model else None
         change = None
         if before is not None and before.usd_per_million_tokens > 0:
-            change = 100 * (usd / tokens * 1e6 / before.usd_per_million_tokens - 1)
-        out.append(UnitCost(model, version, len(group), tokens, usd, earliest[(model, version)], change,
+            change = 100 * (spent / tokens * 1e6 / before.usd_per_million_tokens - 1)
+        out.append(UnitCost(model, version, len(group), tokens, spent, earliest[(model, version)], change,
                             before.version if before else None, change is not None and change > rise_percent))
     return tuple(out)
 
@@ -332,10 +339,8 @@ def spend_csv(report: SpendReport) -> str:
 
 
 def money(value: float | None) -> str:
-    """'$1,234.56', '-$12.00', or '-' when undefined."""
-    if value is None:
-        return "-"
-    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+    """'$1,234.56', '-$12.00', or '-' when undefined (arbitrage.money.format_amount: rounded half up, once)."""
+    return format_amount(value)
 
 
 def _pct(value: float | None) -> str:
