@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from arbitrage.capacity import placement_score, verdict
 from arbitrage.catalog import offer_place as place
 from arbitrage.costmodel import CostBreakdown, Placement, deadline_probability, estimate
+from arbitrage.egress import is_local_zone
 from arbitrage.geo import geo_matches, locate, zone_pin_matches
 from arbitrage.offers import Offer
 from arbitrage.params import matches_any
@@ -233,15 +234,17 @@ def closeness(offer: Offer, spec: JobSpec, data_continent: str, facts: Facts | N
 
 def rank_key(spec: JobSpec, objective: Objective, data_continent: str = "", facts: Facts | None = None):
     """Sort key: ordered preference first (if the spec lists one), then a low capacity signal last, then the
-    objective; equal prices are ordered by closeness to the data, then by capacity (marketplace offers listing
-    more machines first), never by name."""
+    objective; equal prices are ordered by closeness to the data, then a regular zone before an AWS Local Zone (one
+    needs the account's opt-in and offers fewer services), then by capacity (marketplace offers listing more
+    machines first), never by name."""
 
     def key(b: CostBreakdown) -> tuple:
         o = b.placement.offer
         pref = b.placement.preference if spec.ordered else 0
         total, hours = round(b.total_usd, _TIE_DIGITS), round(b.expected_hours, _TIE_DIGITS)
         primary = (total, hours) if objective == "cost" else (hours, total)
-        return (pref, b.capacity_demoted, *primary, closeness(o, spec, data_continent, facts), -(o.available or 0))
+        return (pref, b.capacity_demoted, *primary, closeness(o, spec, data_continent, facts), is_local_zone(o.zone),
+                -(o.available or 0))
 
     return key
 

@@ -45,3 +45,14 @@ def test_a_task_pinned_to_an_aws_zone_name_plans_over_that_region_s_zone_ids(fac
                                where="z.yaml")
     assert [b.placement.offer.zone for b in plan(by_id, offers, facts, NOW).placements] == ["use1-az6"]
     assert plan(by_id, offers, facts, NOW).rejections == {R_REGION: 1, R_ZONE: 1}  # use1-az4: its zone rules it out
+
+
+def test_at_the_same_price_a_regular_zone_ranks_before_an_aws_local_zone(facts) -> None:
+    from conftest import make_spec
+
+    # the Local Zone first in the input: the tie must not be broken by input order or by spelling
+    offers = [make_offer(zone="use1-atl2-az1", on_demand_usd_per_hour=3.06),
+              make_offer(zone="use1-az6", on_demand_usd_per_hour=3.06)]
+    result = plan(make_spec(), offers, facts, NOW)
+    assert [b.placement.offer.zone for b in result.placements] == ["use1-az6", "use1-atl2-az1"]
+    assert result.choices[0].best.placement.offer.zone == "use1-az6"
