@@ -15,7 +15,6 @@ from arbitrage import app
 from arbitrage.errors import LaunchError, SpecError
 from arbitrage.jobspec import SpecOverrides
 from arbitrage.params import Source
-from arbitrage.planner import R_HOST
 from arbitrage.specfile import parse_infra, parse_jobspec_text, read_jobspec
 
 sky = pytest.importorskip("sky")
@@ -24,7 +23,7 @@ TASKS = Path(__file__).parent / "fixtures" / "skypilot_tasks"
 FILES = sorted(TASKS.glob("*.yaml"))
 NOW = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
 # Files that are infeasible over the bundled snapshot for a reason the plan names.
-INFEASIBLE = {"aws-efa-nccl-eks.yaml": "owned", "llama-3_1-serve.yaml": R_HOST}
+INFEASIBLE = {"aws-efa-nccl-eks.yaml": "owned"}
 
 
 @pytest.fixture(scope="module")
