@@ -491,12 +491,19 @@ def plan_job(path: str, facts: Facts, *, source: Source | None = None, objective
     ``strict``: see `load_offers` (the Spot Instance Advisor feed counts too)."""
     moment = now or utcnow()
     strict_source(source, strict)
-    spec = read_spec(path, facts, moment, overrides)
-    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment,
+    return plan_spec(read_spec(path, facts, moment, overrides), facts, source=source, objective=objective,
+                     now=moment, say=say, strict=strict)
+
+
+def plan_spec(spec: JobSpec, facts: Facts, *, source: Source | None, objective: Objective, now: datetime,
+              say: Say = _quiet, strict: bool = False, backend: str | None = None) -> PlanOutcome:
+    """Plan a parsed spec as every use case does: its allowed providers' offers, the spot rates and capacity
+    signals (`risk_inputs`), the plan, and each placement's launch note for ``backend`` (`with_launch_notes`)."""
+    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=now,
                          strict=strict)
-    risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment, strict=strict)
-    planned = with_launch_notes(plan_offers(spec, offers, facts, moment, objective, risk=risk))
-    return PlanOutcome(spec, offers, planned, catalog_provenance(offers), moment)
+    risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=now, strict=strict)
+    planned = with_launch_notes(plan_offers(spec, offers, facts, now, objective, risk=risk), backend)
+    return PlanOutcome(spec, offers, planned, catalog_provenance(offers), now)
 
 
 def with_launch_notes(result: Plan, backend: str | None = None) -> Plan:
@@ -717,12 +724,8 @@ def plan_record_of(ref: str, facts: Facts, *, source: Source | None = None, obje
             raise UsageError(f"{ref}: no such file (give a job spec, a saved plan JSON, or REV:PATH)")
         from arbitrage.specfile import parse_jobspec_text
 
-        spec = parse_jobspec_text(_git_show(rev, rel), facts, ref)
-        offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment,
-                             strict=strict)
-        risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment, strict=strict)
-        outcome = PlanOutcome(spec, offers, plan_offers(spec, offers, facts, moment, objective, risk=risk),
-                              catalog_provenance(offers), moment)
+        outcome = plan_spec(parse_jobspec_text(_git_show(rev, rel), facts, ref), facts, source=source,
+                            objective=objective, now=moment, say=say, strict=strict)
     return plan_record(outcome.plan, 5, outcome.now, outcome.catalog)
 
 
@@ -845,11 +848,8 @@ def prepare_run(job: str, facts: Facts, *, backend: str, ray_address: str | None
         parse_jobspec_text(spec_text, facts, where=job, now=moment, overrides=overrides)  # errors name the file
         spec_text = overridden_text(spec_text, overrides, job)
     spec = parse_jobspec_text(spec_text, facts, where=job, now=moment)
-    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment,
-                         strict=strict)
-    result = plan_offers(spec, offers, facts, moment, objective,
-                         risk=risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment,
-                                          strict=strict))
+    result = plan_spec(spec, facts, source=source, objective=objective, now=moment, say=say, strict=strict,
+                       backend=backend).plan
     verdict = plan_verdict(result, over_budget="best plan is over budget: {total_plain} expected; nothing launched",
                            infeasible="no feasible placement (see `gpuarb plan`); nothing launched")
     if verdict is not None:
@@ -1482,13 +1482,10 @@ def plan_report(path: str, facts: Facts, *, top: int = 5, source: Source | None 
 
     moment = now or utcnow()
     strict_source(source, strict)
-    spec = read_spec(path, facts, moment, overrides)
-    offers = load_offers(facts, source, spec.providers_allow or (), spec.providers_deny, say=say, now=moment,
-                         strict=strict)
-    catalog = catalog_provenance(offers)
-    risk = risk_inputs(facts, offers, spec=spec, source=source, say=say, now=moment, strict=strict)
-    planned = with_launch_notes(plan_offers(spec, offers, facts, moment, objective, risk=risk))  # as `gpuarb plan`
-    return build_plan_report(spec, offers, facts, moment, objective.value, top, catalog, planned), catalog
+    found = plan_spec(read_spec(path, facts, moment, overrides), facts, source=source, objective=objective,
+                      now=moment, say=say, strict=strict)  # planned exactly as `gpuarb plan` plans it
+    return build_plan_report(found.spec, found.offers, facts, moment, objective.value, top, found.catalog,
+                             found.plan), found.catalog
 
 
 OWNERSHIP_FLAGS = {"purchase_usd": "--purchase-usd", "power_w": "--power-w", "usd_per_kwh": "--usd-per-kwh",

@@ -17,7 +17,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any, Protocol
 
-from arbitrage.money import cost_micro, micro, usd
+from arbitrage.money import cost_micro, exact_seconds, micro, usd
 
 # Handle.detail keys a backend fills after a launch (strings, as every detail value): where it launched and the
 # whole cluster's USD per hour there, with where that price came from.
@@ -76,9 +76,7 @@ def attempt_usd_per_hour(attempt: BilledAttempt, placement: PricedPlacement) -> 
 
 def attempt_seconds(attempt: BilledAttempt, now: datetime) -> Fraction:
     """Billed seconds of one attempt, exactly: launch to end, or to ``now`` while it is still open; never negative."""
-    span = (attempt.ended_at or now) - attempt.started_at
-    seconds = Fraction(span.days * 86400 + span.seconds) + Fraction(span.microseconds, 1_000_000)
-    return max(Fraction(0), seconds)
+    return max(Fraction(0), exact_seconds((attempt.ended_at or now) - attempt.started_at))
 
 
 def attempt_cost_micro(attempt: BilledAttempt, placement: PricedPlacement, now: datetime) -> int:

@@ -28,7 +28,7 @@ from arbitrage.geo import CONTINENTS, REGION_KINDS, Place, RegionTable, normalis
 from arbitrage.globs import glob_match
 from arbitrage.offers import INTERCONNECTS
 from arbitrage.plural import noun
-from arbitrage.units import UnitFacts, build_unit_facts
+from arbitrage.units import UnitFacts, build_unit_facts, cell_number
 
 Workload = Literal["training", "inference"]
 
@@ -388,15 +388,10 @@ def _range_text(bounds: tuple[float, float, bool]) -> str:
 
 
 def _num(where: str, row: dict[str, str], key: str, *, optional: bool = False) -> float | None:
+    value = cell_number(where, row, key, optional=optional)
+    if value is None:
+        return None
     raw = row.get(key, "")
-    if raw == "":
-        if optional:
-            return None
-        raise DataError(f"{where}: column '{key}' is empty")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise DataError(f"{where}: column '{key}' is not a number: {raw[:40]!r}") from None
     table = where.rsplit(":", 1)[0].replace("\\", "/").rsplit("/", 1)[-1]
     bounds = _RANGES.get((table, key), (0.0, math.inf, True))
     if not _in_range(value, bounds):

@@ -57,7 +57,7 @@ _AWS_DIRECTION = {"north": "n", "south": "s", "east": "e", "west": "w", "central
                   "northeast": "ne", "southeast": "se", "northwest": "nw", "southwest": "sw"}
 _AWS_REGION = re.compile(r"^([a-z]{2})-([a-z]+)-(\d+)$")
 _AWS_ZONE_ID = re.compile(r"^([a-z]+\d+)-az\d+$")                   # use1-az4
-_AWS_LOCAL_ZONE_ID = re.compile(r"^([a-z]+\d+)-([a-z]+)(\d+)-az\d+$")  # use1-atl2-az1
+_AWS_LOCAL_ZONE_ID = re.compile(r"^([a-z]+\d+)-([a-z]+)(\d+)-az(\d+)$")  # use1-atl2-az1
 _TRAILING_LETTER = re.compile(r"^(.*\d)[a-z]$")                     # us-east-1a, rno2a, us-west-02b
 _GCP_ZONE = re.compile(r"^(.*\d)-[a-z]$")                           # us-central1-a
 
@@ -136,7 +136,7 @@ def local_zone_name(zone_id: str, region: str) -> str | None:
     account, a Local Zone's name is the same for every account.
     """
     m = _AWS_LOCAL_ZONE_ID.match(zone_id)
-    k = int(zone_id.rsplit("-az", 1)[1]) if m else 0
+    k = int(m.group(4)) if m else 0
     if not m or not 1 <= k <= 26:
         return None
     return f"{region}-{m.group(2)}-{m.group(3)}{chr(ord('a') + k - 1)}"

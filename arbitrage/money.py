@@ -11,6 +11,8 @@ reads its shortest decimal form). Imports nothing from the project.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
@@ -37,6 +39,16 @@ def usd(amount_micro: int) -> float:
 def decimal_usd(amount_micro: int) -> Decimal:
     """Micro-USD as an exact Decimal of dollars (for exports: '0.01075', never 0.010750000000000001)."""
     return Decimal(amount_micro).scaleb(-6).normalize() if amount_micro else Decimal(0)
+
+
+def exact_sum(amounts: Iterable[float]) -> float:
+    """A sum of amounts in whole micro-USD (floats that came from micro-USD convert back exactly)."""
+    return usd(sum(micro(a) for a in amounts))
+
+
+def exact_seconds(span: timedelta) -> Fraction:
+    """A time span in seconds as an exact fraction (what a charge is billed for)."""
+    return Fraction(span.days * 86400 + span.seconds) + Fraction(span.microseconds, 1_000_000)
 
 
 def cost_micro(usd_per_hour: float, seconds: Fraction | int) -> int:

@@ -265,17 +265,26 @@ def _csv_rows(label: str, text: str, required: tuple[str, ...]) -> Iterable[tupl
         yield f"{label}:{lineno}", {k: (v or "").strip() for k, v in row.items() if k}
 
 
-def _number(where: str, row: dict[str, str], key: str, *, optional: bool = False, positive: bool = True
-            ) -> float | None:
+def cell_number(where: str, row: dict[str, str], key: str, *, optional: bool = False) -> float | None:
+    """A fact table's number cell as a float (None for an empty optional cell); DataError naming the file, line and
+    column when it is empty or not a number. Bounds are the caller's (``_number`` here, ``facts._num``)."""
     raw = row.get(key, "")
     if raw == "":
         if optional:
             return None
         raise DataError(f"{where}: column '{key}' is empty")
     try:
-        value = float(raw)
+        return float(raw)
     except ValueError:
-        raise DataError(f"{where}: column '{key}' is not a number: {raw!r}") from None
+        raise DataError(f"{where}: column '{key}' is not a number: {raw[:40]!r}") from None
+
+
+def _number(where: str, row: dict[str, str], key: str, *, optional: bool = False, positive: bool = True
+            ) -> float | None:
+    value = cell_number(where, row, key, optional=optional)
+    if value is None:
+        return None
+    raw = row.get(key, "")
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         raise DataError(f"{where}: column '{key}' must be a {'positive' if positive else 'non-negative'} number, "
                         f"got {raw!r}")

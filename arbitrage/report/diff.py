@@ -7,20 +7,13 @@ import math
 from typing import Any
 
 from arbitrage.costdiff import CostDiff, PlanSide
-
-
-def _usd(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if not math.isfinite(value):
-        return "∞"
-    return f"${value:,.2f}"
+from arbitrage.money import format_amount
 
 
 def _signed_usd(value: float | None) -> str:
     if value is None:
         return "-"
-    return ("+" if value > 0 else "-" if value < 0 else "±") + _usd(abs(value))
+    return ("+" if value > 0 else "-" if value < 0 else "±") + format_amount(abs(value))
 
 
 def _signed(value: float | None, unit: str, digits: int = 1) -> str:
@@ -64,9 +57,9 @@ def _rows(diff: CostDiff) -> list[tuple[str, str, str, str]]:
     return [
         ("Status", b.status, h.status, ""),
         ("#1 placement", b.placement or "-", h.placement or "-", "changed" if diff.placement_changed else "same"),
-        ("Cluster $/h", _usd(b.hourly_usd), _usd(h.hourly_usd), _signed_usd(diff.hourly_usd)),
+        ("Cluster $/h", format_amount(b.hourly_usd), format_amount(h.hourly_usd), _signed_usd(diff.hourly_usd)),
         ("Expected hours", _hours(b.expected_hours), _hours(h.expected_hours), _signed(diff.hours, " h")),
-        ("Expected total", _usd(b.total_usd), _usd(h.total_usd),
+        ("Expected total", format_amount(b.total_usd), format_amount(h.total_usd),
          f"{_signed_usd(diff.total_usd)} ({_signed(diff.total_percent, '%')})"),
         ("Prices", b.source or "-", h.source or "-", ""),
     ]
@@ -80,7 +73,8 @@ def diff_markdown(diff: CostDiff, violations: list[str]) -> str:
                    f"head {diff.head.status})"
     else:
         headline = (f"**gpuarb cost diff for `{diff.head.job}`**: expected total {_signed_usd(delta)} "
-                    f"({_signed(percent, '%')}), {_usd(diff.base.total_usd)} → {_usd(diff.head.total_usd)}")
+                    f"({_signed(percent, '%')}), {format_amount(diff.base.total_usd)} → "
+                    f"{format_amount(diff.head.total_usd)}")
     lines = [headline, "", f"| | base (`{diff.base.label}`) | head (`{diff.head.label}`) | change |",
              "|---|---|---|---|"]
     lines += [f"| {name} | {a} | {b} | {c} |" for name, a, b, c in _rows(diff)]

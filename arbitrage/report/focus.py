@@ -35,7 +35,7 @@ from typing import Literal, TextIO
 from arbitrage.billing import LOCAL_PROVIDER, attempt_usd_per_hour
 from arbitrage.egress import EgressPath, egress_path
 from arbitrage.ledger import AttemptRow, PlacementRow, RunRow
-from arbitrage.money import cost_micro, usd
+from arbitrage.money import cost_micro, exact_seconds, usd
 from arbitrage.report.spend import RunLedger
 from providers.registry import find
 
@@ -183,8 +183,7 @@ def compute_rows(run: RunRow, attempt: AttemptRow, p: PlacementRow, now: datetim
     # to exactly what billing charges for it, and no row carries float noise (0.010750000000000001).
     billed_micro, seconds_so_far = 0, Fraction(0)
     for period in charge_periods(start, end, granularity):
-        span = period[1] - period[0]
-        seconds = Fraction(span.days * 86400 + span.seconds) + Fraction(span.microseconds, 1_000_000)
+        seconds = exact_seconds(period[1] - period[0])
         seconds_so_far += seconds
         cost = cost_micro(cluster_usd_per_hour, seconds_so_far) - billed_micro
         billed_micro += cost

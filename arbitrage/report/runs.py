@@ -12,7 +12,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from arbitrage.money import micro, usd
+from arbitrage.money import exact_sum
 from arbitrage.plural import plural
 from arbitrage.report.spend import money
 
@@ -93,5 +93,5 @@ def runs_csv(summaries: Sequence[Mapping[str, Any]]) -> str:
 
 def spent_line(summaries: Sequence[Mapping[str, Any]]) -> str:
     """'2 runs, $1,234.56 spent (USD, ...)': the history's closing line."""
-    total = usd(sum(micro(float(s.get("spent_usd") or 0.0)) for s in summaries))  # exact (arbitrage/money.py)
+    total = exact_sum(float(s.get("spent_usd") or 0.0) for s in summaries)
     return f"{plural(len(summaries), 'run')}, {money(total)} spent (USD, compute at the recorded price + egress)"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from arbitrage.billing import attempt_cost_micro, attempt_hours
 from arbitrage.ledger import AttemptRow, PlacementRow, RunRow
-from arbitrage.money import format_amount, micro, usd
+from arbitrage.money import exact_sum, format_amount, micro, usd
 from arbitrage.plural import plural
 from arbitrage.runstate import RunState
 
@@ -182,19 +182,14 @@ class SpendGroup:
         return self.actual_usd / self.gpu_hours if self.gpu_hours > 0 else None
 
 
-def _exact_sum(amounts: Iterable[float]) -> float:
-    """A sum of amounts in whole micro-USD (floats that came from micro-USD convert back exactly)."""
-    return usd(sum(micro(a) for a in amounts))
-
-
 def _group(key: str, spends: Sequence[RunSpend]) -> SpendGroup:
     return SpendGroup(
         key=key, runs=len(spends), active_runs=sum(s.active for s in spends),
         hours=sum(s.hours for s in spends), gpu_hours=sum(s.gpu_hours for s in spends),
-        compute_usd=_exact_sum(s.compute_usd for s in spends), egress_usd=_exact_sum(s.egress_usd for s in spends),
-        expected_usd=_exact_sum(s.expected_usd for s in spends),
+        compute_usd=exact_sum(s.compute_usd for s in spends), egress_usd=exact_sum(s.egress_usd for s in spends),
+        expected_usd=exact_sum(s.expected_usd for s in spends),
         price_sources=tuple(sorted({src for s in spends for src in s.price_sources})),
-        tokens=sum(s.tokens for s in spends if s.tokens), unit_usd=_exact_sum(s.actual_usd for s in spends if s.tokens),
+        tokens=sum(s.tokens for s in spends if s.tokens), unit_usd=exact_sum(s.actual_usd for s in spends if s.tokens),
         unit_runs=sum(1 for s in spends if s.tokens))
 
 
@@ -235,7 +230,7 @@ def unit_costs(spends: Iterable[RunSpend], rise_percent: float = RISE_PERCENT) -
     out: list[UnitCost] = []
     for model, version in order:
         group = buckets[(model, version)]
-        tokens, spent = sum(s.tokens or 0.0 for s in group), _exact_sum(s.actual_usd for s in group)
+        tokens, spent = sum(s.tokens or 0.0 for s in group), exact_sum(s.actual_usd for s in group)
         before = out[-1] if out and out[-1].model == model else None
         change = None
         if before is not None and before.usd_per_million_tokens > 0:
