@@ -537,23 +537,25 @@ class RiskInputs:
     book: Any  # arbitrage.spotrisk.RiskBook
     capacity: Any  # arbitrage.capacity.CapacityBook
     advisor: str
-    ledger: Path | None
+    ledger: Path | str | None
 
 
-def ledger_history(now: datetime) -> tuple[dict[Any, Any], Path | None]:
-    """Observed spot preemptions and instance-hours per (provider, family, region), read through the ledger's
-    public queries; empty when no ledger exists (planning never creates one)."""
+def ledger_history(now: datetime) -> tuple[dict[Any, Any], Path | str | None]:
+    """Observed spot preemptions and instance-hours per (provider, family, region): from the SQLite ledger file
+    read directly (planning never imports SQLAlchemy, nor creates a ledger), or from the server database that
+    ``$GPUARB_DATABASE_URL`` names; empty when there is no ledger yet."""
+    from arbitrage.spotrisk import observations
+
+    if os.environ.get("GPUARB_DATABASE_URL", "").strip():
+        ledger = open_ledger()
+        runs: list[Any] = [(ledger.placements(r.id), ledger.attempts(r.id)) for r in ledger.runs()]
+        return observations(runs, now), ledger.path
     path = paths.ledger_file()
     if not path.is_file():
         return {}, None
-    from arbitrage.spotrisk import observations
+    from arbitrage import spothistory
 
-    ledger = open_ledger()
-    try:
-        runs = [(ledger.placements(r.id), ledger.attempts(r.id)) for r in ledger.runs()]
-    finally:
-        ledger.close()
-    return observations(runs, now), path
+    return observations(spothistory.read(path), now), path
 
 
 def risk_inputs(facts: Facts, offers: Sequence[Offer], *, spec: JobSpec | None = None, source: Source | None = None,
@@ -620,7 +622,7 @@ class RiskTable:
 
     rows: list[dict[str, Any]]
     advisor: dict[str, Any]
-    ledger: Path | None
+    ledger: Path | str | None
     observed_hours: float
     now: datetime
 
@@ -1384,7 +1386,7 @@ class Spend:
     """`report spend`: the grouped report, the ledger it was read from, and whether the ledger has any run."""
 
     report: Any  # arbitrage.report.spend.SpendReport
-    ledger_path: Path
+    ledger_path: Path | str
     runs: int
     ledger_empty: bool
 
@@ -1417,7 +1419,7 @@ class FocusExport:
     """FOCUS cost-and-usage rows from the ledger at ``ledger_path``."""
 
     rows: list[dict[str, object]]
-    ledger_path: Path
+    ledger_path: Path | str
 
 
 def focus_export(*, since: datetime | None = None, tags: Mapping[str, str] | None = None, granularity: str = "day",

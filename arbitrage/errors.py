@@ -12,6 +12,8 @@ and exits with ``error.exit_code``. Nothing else in the code writes a literal ex
     ├── JobFailed (5)             the job's own failure, a launch error, or more restarts than allowed
     ├── PolicyFailed (6)          `gpuarb diff`: the cost change is over a --fail-above-* threshold
     ├── SourceUnavailable (7)     --strict: a provider's live (or cached) prices could not be used; names each, and why
+    ├── AuthError (8)             the team server refused the token (missing, malformed, unknown, expired, revoked)
+    │   └── Forbidden (8)         the token is good but its role or team may not do this
     ├── Interrupted (130)         Ctrl-C / SIGTERM
     ├── Cancelled (1)             a run stopped by `gpuarb down`
     ├── DataError (1)             a bundled or user data file (catalog, fact table, config) is malformed
@@ -36,6 +38,7 @@ EXIT_OVER_BUDGET = 4
 EXIT_JOB_FAILED = 5
 EXIT_POLICY_FAILED = 6
 EXIT_SOURCE_UNAVAILABLE = 7
+EXIT_AUTH = 8
 EXIT_INTERRUPTED = 130
 
 
@@ -146,6 +149,21 @@ class BackendUnavailable(GpuarbError):
     """The backend cannot be used here (package not installed, server unreachable); one-line reason."""
 
     exit_code = EXIT_ERROR
+
+
+class AuthError(GpuarbError):
+    """The team server refused the request's token: missing, malformed, unknown, expired, revoked, or its account
+    disabled. What a client sees never says which (``reason`` is for the audit log only)."""
+
+    exit_code = EXIT_AUTH
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Forbidden(AuthError):
+    """A valid token whose role may not do this, or a run of another team (which is reported as not found)."""
 
 
 class LedgerError(GpuarbError):

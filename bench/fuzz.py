@@ -549,8 +549,8 @@ def check_cache(directory: Path, content: Any, invalid: bool) -> str:
 
 
 _LEDGER_COLUMNS = [("runs", "created_at"), ("runs", "updated_at"), ("runs", "ended_at"), ("runs", "state"),
-                   ("runs", "expected_total_usd"), ("runs", "egress_in_usd"), ("runs", "supervisor_pid"),
-                   ("runs", "heartbeat_at"), ("runs", "name"), ("placements", "usd_per_hour"),
+                   ("runs", "expected_total_micro_usd"), ("runs", "egress_in_micro_usd"), ("runs", "supervisor_pid"),
+                   ("runs", "heartbeat_at"), ("runs", "name"), ("placements", "micro_usd_per_hour"),
                    ("placements", "nodes"), ("placements", "gpus_per_node"), ("placements", "spot"),
                    ("attempts", "started_at"), ("attempts", "ended_at"), ("attempts", "handle"),
                    ("attempts", "rank"), ("attempts", "restarts"), ("events", "at"), ("events", "kind"),

@@ -95,3 +95,46 @@ def slow_response(seconds: float = 0.5) -> Any:
         return Response("{}", status=200)
 
     return handler
+
+
+# -- databases: the ledger and the server run against SQLite and PostgreSQL --------------------------------------
+# GPUARB_TEST_POSTGRES_URL is a URL of a role that may create databases (.ci/run starts PostgreSQL and sets it);
+# each test gets a database of its own, dropped after. Without it the PostgreSQL half skips, saying why, unless
+# GPUARB_REQUIRE_POSTGRES is set (as in CI), where a missing server is a failure.
+POSTGRES_ENV = "GPUARB_TEST_POSTGRES_URL"
+
+
+def _postgres_database() -> Any:
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin_url = os.environ.get(POSTGRES_ENV, "")
+    if not admin_url:
+        if os.environ.get("GPUARB_REQUIRE_POSTGRES"):
+            pytest.fail(f"{POSTGRES_ENV} is not set but GPUARB_REQUIRE_POSTGRES is: PostgreSQL tests cannot run")
+        pytest.skip(f"PostgreSQL half: set {POSTGRES_ENV} to a role that may create databases (.ci/run does)")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    name = f"gpuarb_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return admin, name, url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A fresh, empty database's URL: a SQLite file, then a PostgreSQL database (see POSTGRES_ENV)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+        return
+    admin, name, url = _postgres_database()
+    try:
+        yield url
+    finally:
+        from arbitrage.store import engine as store_engine
+
+        store_engine.dispose(url)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

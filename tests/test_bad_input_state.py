@@ -21,6 +21,7 @@ from arbitrage import ledger as L
 from arbitrage.cli import app
 from arbitrage.errors import DataError, ProviderError
 from arbitrage.facts import load_facts
+from arbitrage.store import legacy
 from providers import cache
 from providers.base import FetchContext
 from providers.fetch import collect_offers
@@ -194,8 +195,8 @@ def _ledger_with_runs(path: Path, n: int = 3) -> list[str]:
 @pytest.mark.parametrize(("table", "column", "value"), [
     ("runs", "created_at", "garbage"),
     ("runs", "updated_at", "2026-13-45T00:00:00+00:00"),
-    ("runs", "expected_total_usd", "a lot"),
-    ("placements", "usd_per_hour", "abc"),
+    ("runs", "expected_total_micro_usd", "a lot"),
+    ("placements", "micro_usd_per_hour", "abc"),
     ("attempts", "started_at", "yesterday"),
     ("attempts", "handle", "{not json"),
     ("events", "data", "[unclosed"),
@@ -231,7 +232,7 @@ def test_a_bad_ledger_row_is_reported_and_skipped_by_every_reader(table: str, co
 def test_an_old_ledger_upgrades_in_place(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     conn = sqlite3.connect(path)
-    conn.executescript(L._MIGRATIONS[0])
+    conn.executescript(legacy.STEPS[0])
     conn.execute("PRAGMA user_version = 1")
     conn.execute("INSERT INTO runs (id, name, spec_path, spec_text, backend, state, created_at, updated_at,"
                  " supervisor_pid) VALUES ('20261123-120000-abc123', 'old', '/j.yaml', 'name: j', 'skypilot',"
@@ -239,7 +240,8 @@ def test_an_old_ledger_upgrades_in_place(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     with L.Ledger.open(path) as ledger:
-        assert ledger._conn.execute("PRAGMA user_version").fetchone()[0] == L.SCHEMA_VERSION >= 2
+        with ledger.database.engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA user_version").scalar() == legacy.MIGRATED_USER_VERSION
         run = ledger.run("20261123-120000-abc123")
         assert run.name == "old" and run.heartbeat_at is None and run.supervisor_pid == 4242
         ledger.set_supervisor(run.id, os.getpid(), "h")

@@ -1,4 +1,4 @@
-"""The SQLite run ledger: schema versioning, queries, and consistency when the writer is killed mid-run."""
+"""The run ledger on SQLite and PostgreSQL: schema, queries, claims, and consistency when the writer is killed."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import textwrap
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from conftest import NOW, ROOT
 
 from arbitrage import ledger as L
 from arbitrage.runstate import TERMINAL, EventKind, RunState
+from arbitrage.store import engine as store
 
 PLACEMENT = dict(provider="aws", region="us-east-1", zone=None, instance_type="p5.48xlarge", accelerator="H100",
                  gpus_per_node=8, nodes=1, spot=False, usd_per_hour=98.32, expected_hours=10.0,
@@ -26,20 +28,32 @@ def _new_run(ledger: L.Ledger, *, now=NOW, tags=None, name="job") -> str:
                              budget_hourly_usd=None)
 
 
-def test_schema_is_versioned_and_wal(tmp_path):
+def sql(ledger: L.Ledger, statement: str, **params: object) -> list[tuple]:
+    """Run raw SQL on the ledger's database (to break a row, or to see how it is stored)."""
+    with ledger.database.engine.connect() as conn, store.writing(conn).begin():
+        result = conn.execute(sa.text(statement), params)
+        return [tuple(r) for r in result] if result.returns_rows else []
+
+
+def test_schema_is_at_head_and_sqlite_is_wal(tmp_path):
     with L.Ledger.open(tmp_path / "l.db") as ledger:
-        assert ledger._conn.execute("PRAGMA user_version").fetchone()[0] == L.SCHEMA_VERSION
-        assert ledger._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert sql(ledger, "SELECT version_num FROM alembic_version") == [(store.HEAD,)]
+        assert sql(ledger, "PRAGMA journal_mode") == [("wal",)]
+        assert sql(ledger, "PRAGMA user_version") == [(4,)]  # a gpuarb from before Alembic refuses the file
     with L.Ledger.open(tmp_path / "l.db") as again:  # reopening does not re-run migrations
         assert again.runs() == []
 
 
-def test_newer_schema_is_refused_in_one_line(tmp_path):
-    conn = sqlite3.connect(tmp_path / "l.db")
-    conn.execute(f"PRAGMA user_version = {L.SCHEMA_VERSION + 1}")
-    conn.close()
+def test_newer_schema_is_refused_in_one_line(tmp_path, database_url):
+    with L.Ledger.open(database_url) as ledger:
+        sql(ledger, "UPDATE alembic_version SET version_num = '0099_from_the_future'")
     with pytest.raises(L.LedgerError, match="newer than this gpuarb"):
-        L.Ledger.open(tmp_path / "l.db")
+        L.Ledger.open(database_url)
+    conn = sqlite3.connect(tmp_path / "old.db")  # a pre-Alembic file from a newer gpuarb
+    conn.execute("PRAGMA user_version = 9")
+    conn.close()
+    with pytest.raises(L.LedgerError, match="v9 is newer than this gpuarb"):
+        L.Ledger.open(tmp_path / "old.db")
 
 
 def test_not_a_database_is_a_clear_error(tmp_path):
@@ -48,8 +62,8 @@ def test_not_a_database_is_a_clear_error(tmp_path):
         L.Ledger.open(tmp_path / "l.db")
 
 
-def test_lookup_by_prefix_and_filters(tmp_path):
-    with L.Ledger.open(tmp_path / "l.db") as ledger:
+def test_lookup_by_prefix_and_filters(database_url):
+    with L.Ledger.open(database_url) as ledger:
         a = _new_run(ledger, tags={"team": "research"}, name="a")
         b = _new_run(ledger, now=NOW + timedelta(days=2), tags={"team": "infra"}, name="b")
         assert ledger.run(a[:-2]).id == a
@@ -61,8 +75,8 @@ def test_lookup_by_prefix_and_filters(tmp_path):
         assert ledger.run(a).tags == {"team": "research"}
 
 
-def test_spend_is_hours_times_recorded_price_plus_egress(tmp_path):
-    with L.Ledger.open(tmp_path / "l.db") as ledger:
+def test_spend_is_hours_times_recorded_price_plus_egress(database_url):
+    with L.Ledger.open(database_url) as ledger:
         run_id = _new_run(ledger)
         n = ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-x-a{k}", NOW)
         ledger.attempt_launched(run_id, n, {"backend": "skypilot"}, NOW, "up")
@@ -136,8 +150,8 @@ def test_terminal_states():
                                         RunState.RECOVERING))
 
 
-def test_rows_come_back_as_enums_and_are_stored_as_plain_strings(tmp_path):
-    with L.Ledger.open(tmp_path / "l.db") as ledger:
+def test_rows_come_back_as_enums_and_are_stored_as_plain_strings(database_url):
+    with L.Ledger.open(database_url) as ledger:
         run_id = _new_run(ledger)
         n = ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-x-a{k}", NOW)
         ledger.end_attempt(run_id, n, "no-capacity", NOW, "none", kind=EventKind.LAUNCH_FAILED,
@@ -146,18 +160,17 @@ def test_rows_come_back_as_enums_and_are_stored_as_plain_strings(tmp_path):
         assert run.state is RunState.NO_CAPACITY and run.terminal and run.ended_at == NOW
         assert [e.kind for e in ledger.events(run_id)] == [EventKind.PLANNED, EventKind.LAUNCH_FAILED]
         assert all(type(e.kind) is EventKind for e in ledger.events(run_id))
-        stored = ledger._conn.execute("SELECT state, typeof(state) FROM runs").fetchone()
-        assert tuple(stored) == ("no-capacity", "text")
-        kinds = [tuple(r) for r in ledger._conn.execute("SELECT kind, typeof(kind) FROM events ORDER BY id")]
-        assert kinds == [("planned", "text"), ("launch-failed", "text")]
+        assert sql(ledger, "SELECT state FROM runs") == [("no-capacity",)]
+        assert sql(ledger, "SELECT kind FROM events ORDER BY id") == [("planned",), ("launch-failed",)]
+        assert [type(v) for v in sql(ledger, "SELECT state, kind FROM runs, events")[0]] == [str, str]
         assert [r.id for r in ledger.runs(states=frozenset({RunState.NO_CAPACITY}))] == [run_id]
         assert ledger.runs(states=frozenset({RunState.RUNNING})) == []
 
 
-def test_an_unknown_stored_state_is_reported_not_guessed(tmp_path):
-    with L.Ledger.open(tmp_path / "l.db") as ledger:
+def test_an_unknown_stored_state_is_reported_not_guessed(database_url):
+    with L.Ledger.open(database_url) as ledger:
         run_id = _new_run(ledger)
-        ledger._conn.execute("UPDATE runs SET state='exploded' WHERE id=?", (run_id,))
+        sql(ledger, "UPDATE runs SET state='exploded' WHERE id=:id", id=run_id)
         assert ledger.check() == [f"run {run_id}: unknown state 'exploded'"]
         with pytest.raises(L.LedgerError, match="unknown RunState 'exploded'"):
             ledger.run(run_id)

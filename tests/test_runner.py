@@ -362,3 +362,40 @@ def test_the_stored_handle_reads_back_as_the_launched_one(tmp_path, facts):
     name = backend.launched[0].cluster_name
     assert stored == {"backend": "skypilot", "cluster_name": name, "job_id": "1", "managed": False, "detail": {}}
     assert Handle.from_dict(stored) == Handle(backend="skypilot", cluster_name=name, job_id="1")
+
+
+# -- a supervisor that died: the next one takes the run up where it was -------------------------------------------
+
+def test_a_new_supervisor_watches_the_attempt_a_dead_one_left_running_without_launching_again(tmp_path, facts):
+    backend = FakeBackend(scripts=[[RUNNING, DONE]])
+    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+    n = ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-{run_id}-a{k}", NOW)  # the dead supervisor's launch
+    ledger.attempt_launched(run_id, n, {"backend": "skypilot", "cluster_name": f"gpuarb-{run_id}-a1",
+                                        "job_id": "1"}, NOW, "up")
+    assert runner.supervise(run_id, spec) == RunState.SUCCEEDED
+    assert backend.launched == []  # nothing launched twice
+    assert backend.torn_down == [f"gpuarb-{run_id}-a1"]
+    events = ledger.events(run_id)
+    assert [e.kind for e in events] == ["planned", "launched", "note", "finished", "torn-down"]
+    assert "supervision resumed" in events[2].message and "watching attempt 1" in events[2].message
+    assert [a.n for a in ledger.attempts(run_id)] == [1] and ledger.check() == []
+
+
+def test_an_attempt_that_never_reached_the_backend_is_closed_torn_down_and_launched_again(tmp_path, facts):
+    backend = FakeBackend(scripts=[[RUNNING, DONE]])
+    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+    ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-{run_id}-a{k}", NOW)  # died inside backend.launch
+    assert runner.supervise(run_id, spec) == RunState.SUCCEEDED
+    attempts = ledger.attempts(run_id)
+    assert [(a.n, a.outcome) for a in attempts] == [(1, "abandoned"), (2, "succeeded")]
+    assert backend.torn_down[0] == f"gpuarb-{run_id}-a1"  # whatever half-launched is gone
+    assert [r.cluster_name for r in backend.launched] == [f"gpuarb-{run_id}-a2"]
+
+
+def test_after_a_placement_had_no_capacity_the_next_supervisor_goes_on_to_the_next_one(tmp_path, facts):
+    backend = FakeBackend(scripts=[[RUNNING, DONE]])
+    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+    n = ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-{run_id}-a{k}", NOW)
+    ledger.end_attempt(run_id, n, "no-capacity", NOW, "none", kind=EventKind.LAUNCH_FAILED)
+    assert runner.supervise(run_id, spec) == RunState.SUCCEEDED
+    assert [r.placement.offer.instance_type for r in backend.launched] == ["b"]

@@ -30,6 +30,7 @@ from arbitrage.report.html import prices_html
 from arbitrage.report.prices import build_price_report
 from arbitrage.report.spend import spend_markdown, spend_report
 from arbitrage.specfile import parse_jobspec_text
+from arbitrage.store import legacy
 from arbitrage.units import R_MODEL_MEMORY, R_NO_THROUGHPUT, ModelSpec, resolve_throughput
 
 cli = CliRunner()
@@ -270,7 +271,7 @@ def test_cli_report_prices_unit_view_and_bad_input() -> None:
 def test_an_older_ledger_is_upgraded_in_place_with_empty_work(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     conn = sqlite3.connect(path)
-    for script in L._MIGRATIONS[:2]:
+    for script in legacy.STEPS[:2]:
         conn.executescript(script)
     conn.execute("PRAGMA user_version = 2")
     conn.execute("INSERT INTO runs (id, name, spec_path, spec_text, backend, state, created_at, updated_at) "
@@ -279,7 +280,8 @@ def test_an_older_ledger_is_upgraded_in_place_with_empty_work(tmp_path: Path) ->
     conn.commit()
     conn.close()
     with L.Ledger.open(path) as ledger:
-        assert ledger._conn.execute("PRAGMA user_version").fetchone()[0] == L.SCHEMA_VERSION == 3
+        with ledger.database.engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA user_version").scalar() == legacy.MIGRATED_USER_VERSION
         old = ledger.run("20261101-000000-abcdef")
         assert old.work_tokens is None and old.work_tasks is None
         ledger.set_work(old.id, tokens=5e6, tasks=10)

@@ -12,6 +12,7 @@ its reason.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from arbitrage.launch.backend import (
     metrics_path,
     owned_capacity,
 )
-from arbitrage.ledger import HEARTBEAT_SECONDS, Ledger, PlacementRow
+from arbitrage.ledger import HEARTBEAT_SECONDS, AttemptRow, Ledger, PlacementRow
 from arbitrage.money import format_amount
 from arbitrage.offers import Offer
 from arbitrage.plural import plural
@@ -62,6 +63,7 @@ class RunOptions:
     changeover_hours: float = 0.25  # launch + setup + restore before a new instance makes progress (spot policy)
     checkpoint_root: Path | None = None  # local checkpoint directories (local backend) live under it
     heartbeat_seconds: float = HEARTBEAT_SECONDS  # how often the supervisor's heartbeat is written (0: never)
+    supervisor_token: str | None = None  # a server worker's claim (Ledger.claim_supervision); None: by pid
 
 
 class Heartbeat:
@@ -71,18 +73,18 @@ class Heartbeat:
     it, and it dies with the process: a killed supervisor's heartbeat goes stale.
     """
 
-    def __init__(self, ledger_path: Path, run_id: str, every: float) -> None:
-        self.ledger_path, self.run_id, self.every = ledger_path, run_id, every
+    def __init__(self, ledger_url: Path | str, run_id: str, every: float, token: str | None = None) -> None:
+        self.ledger_url, self.run_id, self.every, self.token = ledger_url, run_id, every, token
         self.pid = os.getpid()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def beat(self, ledger: Ledger) -> bool:
         """Write one heartbeat now; False when another supervisor has taken the run over."""
-        return ledger.heartbeat(self.run_id, self.pid, datetime.now(timezone.utc))
+        return ledger.heartbeat(self.run_id, self.pid, datetime.now(timezone.utc), token=self.token)
 
     def __enter__(self) -> Heartbeat:
-        with Ledger.open(self.ledger_path) as ledger:
+        with Ledger.open(self.ledger_url) as ledger:
             self.beat(ledger)
         self._thread = threading.Thread(target=self._loop, name=f"gpuarb-heartbeat-{self.run_id}", daemon=True)
         self._thread.start()
@@ -90,7 +92,7 @@ class Heartbeat:
 
     def _loop(self) -> None:
         try:
-            with Ledger.open(self.ledger_path) as ledger:
+            with Ledger.open(self.ledger_url) as ledger:
                 while not self._stop.wait(self.every):
                     if not self.beat(ledger):
                         return
@@ -257,7 +259,7 @@ class Runner:
         """
         if self.options.heartbeat_seconds <= 0:
             return self._supervise(run_id, spec)
-        with Heartbeat(self.ledger.path, run_id, self.options.heartbeat_seconds):
+        with Heartbeat(self.ledger.url, run_id, self.options.heartbeat_seconds, self.options.supervisor_token):
             return self._supervise(run_id, spec)
 
     def _supervise(self, run_id: str, spec: JobSpec) -> str:
@@ -266,6 +268,18 @@ class Runner:
         restarts = 0
         position = 0
         launched_before = False
+        # A supervisor that died (a server killed -9, a host lost) left the run mid-way: take it up where it was.
+        earlier = self.ledger.attempts(run_id)
+        adopt = next((a for a in reversed(earlier) if a.ended_at is None), None)
+        if earlier:
+            launched_before = any(a.running_at is not None for a in earlier)
+            restarts = sum(a.outcome in ("preempted", "switch") for a in earlier)
+            last = adopt or earlier[-1]
+            if last.rank not in ranks and any(r.rank == last.rank for r in rows):
+                ranks.append(last.rank)
+            position = ranks.index(last.rank) if last.rank in ranks else len(ranks)
+            if adopt is None and last.outcome == "no-capacity":
+                position += 1
         while True:
             if position >= len(ranks):
                 tried = ", ".join(rows[r].label for r in ranks) or "no placement"
@@ -273,7 +287,11 @@ class Runner:
                 self._record(run_id, EventKind.FAILED, message, state=RunState.NO_CAPACITY)
                 return RunState.NO_CAPACITY
             row = rows[ranks[position]]
-            outcome = self._attempt(run_id, spec, row, resume=launched_before)
+            if adopt is not None:
+                outcome = self._adopt(run_id, spec, row, adopt, resume=launched_before)
+                adopt = None
+            else:
+                outcome = self._attempt(run_id, spec, row, resume=launched_before)
             if outcome == "capacity":
                 position += 1
                 if position < len(ranks):
@@ -415,6 +433,26 @@ class Runner:
             self.ledger.charge_egress(run_id, egress_in_usd=row.egress_in_usd)
         self._attempt_checkpoint = ckpt  # the job's metrics file is read back before its cluster goes
         result = self._watch(run_id, spec, n, handle, row)
+        self.handle = None
+        return result
+
+    def _adopt(self, run_id: str, spec: JobSpec, row: PlacementRow, attempt: AttemptRow, *, resume: bool) -> str:
+        """Take up an attempt a dead supervisor left open: watch its job when the backend had it (its handle is in
+        the ledger), else close it, make sure nothing half-launched bills, and launch again."""
+        host = socket.gethostname()
+        self.attempt = attempt.n
+        if attempt.handle is None:
+            message = f"supervision resumed on {host}: attempt {attempt.n} never reached the backend; launching again"
+            self._end(run_id, attempt.n, "abandoned", message, kind=EventKind.NOTE)
+            self._teardown_by_name(run_id, attempt.cluster_name, attempt.n)
+            return self._attempt(run_id, spec, row, resume=resume)
+        handle = Handle.from_dict(attempt.handle)
+        self.handle = handle
+        self._attempt_checkpoint = checkpoint_plan(spec, run_id, backend=self.backend,
+                                                   root=self.options.checkpoint_root)
+        self._record(run_id, EventKind.NOTE, f"supervision resumed on {host}: watching attempt {attempt.n} "
+                                             f"({handle.cluster_name})", attempt=attempt.n)
+        result = self._watch(run_id, spec, attempt.n, handle, row)
         self.handle = None
         return result
 
