@@ -33,6 +33,7 @@ from arbitrage.params import Objective, Source, matches_any, source_or_default
 from arbitrage.plural import noun, plural
 
 if TYPE_CHECKING:
+    from arbitrage.accounts import Accounts, IssuedToken, Principal
     from arbitrage.costmodel import CostBreakdown
     from arbitrage.facts import Facts
     from arbitrage.jobspec import JobSpec, SpecOverrides
@@ -833,8 +834,11 @@ class PreparedRun:
 def prepare_run(job: str, facts: Facts, *, backend: str, ray_address: str | None = None,
                 source: Source | None = None, objective: Objective = Objective.cost, max_failovers: int = 3,
                 check_backend: bool = True, say: Say = _quiet,
-                overrides: SpecOverrides | None = None, strict: bool = False) -> PreparedRun:
+                overrides: SpecOverrides | None = None, strict: bool = False,
+                spec_text: str | None = None) -> PreparedRun:
     """Plan a job and choose the placements the backend will try (failover list plus the spot fallback).
+
+    ``spec_text``: the job file's text as a client sent it (the server), ``job`` then only names it.
 
     With ``overrides`` the run keeps the job file as they made it (specfile.overridden_text), so a resumed or
     detached supervisor reads the same job. ``strict``: see `load_offers` (nothing is launched on prices that
@@ -842,10 +846,11 @@ def prepare_run(job: str, facts: Facts, *, backend: str, ray_address: str | None
     from arbitrage.launch.runner import launchable
     from arbitrage.specfile import overridden_text, parse_jobspec_text, read_spec_text
 
-    path = str(Path(job).resolve())
+    path = job if spec_text is not None else str(Path(job).resolve())
     moment = utcnow()
     strict_source(source, strict)
-    spec_text = read_spec_text(job)
+    if spec_text is None:
+        spec_text = read_spec_text(job)
     if overrides:
         parse_jobspec_text(spec_text, facts, where=job, now=moment, overrides=overrides)  # errors name the file
         spec_text = overridden_text(spec_text, overrides, job)
@@ -901,10 +906,16 @@ def dry_run(prepared: PreparedRun) -> DryRun:
 
 
 def submit_run(prepared: PreparedRun, backend: str, ledger: Ledger) -> str:
-    """Record the run and its placements in the ledger, supervised by this process for now; the run id.
+    """Record the run and its placements in the ledger, supervised by this process for now; the run id."""
+    return record_run(prepared, backend, ledger)
 
-    The ledger keeps the job file with its ``secrets`` and key-like ``envs`` values redacted (specfile.redact_secrets).
-    """
+
+def record_run(prepared: PreparedRun, backend: str, ledger: Ledger, *, team: str | None = None,
+               submitted_by: str | None = None, idempotency_key: str | None = None,
+               supervised_here: bool = True) -> str:
+    """Record a prepared run; ``supervised_here``: this process watches it (the CLI), else a server worker will
+    claim it. The ledger keeps the job file with its ``secrets`` and key-like ``envs`` values redacted
+    (specfile.redact_secrets)."""
     from arbitrage.launch.runner import placement_row, spot_risk_data
     from arbitrage.specfile import redact_secrets
 
@@ -920,8 +931,10 @@ def submit_run(prepared: PreparedRun, backend: str, ledger: Ledger) -> str:
         now=prepared.now,
         placements=[prepared.backend.accounted(placement_row(c)) for c in prepared.chosen], tags=spec.tags,
         budget_total_usd=spec.budget.max_total_usd, budget_hourly_usd=spec.budget.max_hourly_usd,
-        supervisor_pid=os.getpid(), supervisor_host=_hostname(), message=f"planned from {prepared.path}",
-        planned_data=risk)
+        supervisor_pid=os.getpid() if supervised_here else None,
+        supervisor_host=_hostname() if supervised_here else None,
+        message=f"planned from {prepared.path}" + (f", submitted by {submitted_by}" if submitted_by else ""),
+        planned_data=risk, team=team, submitted_by=submitted_by, idempotency_key=idempotency_key)
 
 
 def detach_run(ledger: Ledger, run_id: str, backend: str, ray_address: str | None, options: RunOptions,
@@ -1080,11 +1093,14 @@ def supervisor_alive(run: RunRow, now: datetime | None = None) -> bool | None:
 
 
 def state_label(run: RunRow) -> str:
-    """The run's state, marked `(unsupervised)` when nothing watches a live run."""
+    """The run's state, marked `(unsupervised)` when nothing watches a live run, or `(queued)` when it is a team
+    server's run that no worker has claimed yet (or whose worker died: another one takes it up)."""
     if run.terminal:
         return run.state
     alive = supervisor_alive(run)
-    return run.state if alive is not False else f"{run.state} (unsupervised)"
+    if alive is not False:
+        return run.state
+    return f"{run.state} (queued)" if run.team is not None else f"{run.state} (unsupervised)"
 
 
 def run_summary(ledger: Ledger, run: RunRow, *, detail: bool = False, now: datetime | None = None) -> dict[str, Any]:
@@ -1129,12 +1145,12 @@ def ledger_warnings(ledger: Ledger) -> list[str]:
 
 
 def recent_runs(ledger: Ledger, *, limit: int | None = None, since: datetime | None = None,
-                tags: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """Run summaries, newest first, filtered by creation time and tags."""
-    return [run_summary(ledger, r) for r in ledger.runs(since=since, tags=dict(tags or {}), limit=limit)]
+                tags: Mapping[str, str] | None = None, team: str | None = None) -> list[dict[str, Any]]:
+    """Run summaries, newest first, filtered by creation time, tags and (on the server) team."""
+    return [run_summary(ledger, r) for r in ledger.runs(since=since, tags=dict(tags or {}), limit=limit, team=team)]
 
 
-def find_run(ledger: Ledger, ref: str) -> RunRow:
+def find_run(ledger: Ledger, ref: str, *, team: str | None = None) -> RunRow:
     """The run a user names: by id (exact, or a unique prefix of RUN_ID_MIN_PREFIX characters or more) first, else
     by its job name: the live run of that name when exactly one is live, else the newest run of that name.
 
@@ -1144,11 +1160,14 @@ def find_run(ledger: Ledger, ref: str) -> RunRow:
     from arbitrage.errors import LedgerError, UsageError
 
     try:
-        return ledger.run(ref)
+        found = ledger.run(ref)
+        if team is None or found.team == team:
+            return found
+        by_id: Exception = LedgerError(f"no run {ref[:80]!r} (see `gpuarb history`)")
     except (LedgerError, UsageError) as exc:
         by_id = exc
     name = ref.strip()
-    named = ledger.runs_named(name) if name else []
+    named = ledger.runs_named(name, team=team) if name else []
     if not named:
         if isinstance(by_id, UsageError) and name:  # not shaped like an id: it named neither
             raise LedgerError(f"no run with id or name {ref[:80]!r} in {ledger.path} (see `gpuarb history`)") from None
@@ -1201,10 +1220,12 @@ class RunLogs:
                 "lines": list(lines)}
 
 
-def run_logs(run_id: str, *, follow: bool = False, ray_address: str | None = None) -> RunLogs:
-    """`gpuarb logs`: the latest launched attempt's output (``run_id``: an id or a run name)."""
+def run_logs(run_id: str, *, follow: bool = False, ray_address: str | None = None,
+             team: str | None = None) -> RunLogs:
+    """`gpuarb logs`: the latest launched attempt's output (``run_id``: an id or a run name; of ``team``, on the
+    server)."""
     ledger = open_ledger()
-    run = find_run(ledger, run_id)
+    run = find_run(ledger, run_id, team=team)
     found = _open_attempt_handle(ledger, run.id)
     if found is None:
         raise GpuarbError(f"run {run.id} has not launched anything yet (state {run.state})")
@@ -1224,15 +1245,16 @@ class StopResult:
     torn_down: str | None
 
 
-def stop_run(run_id: str, *, ray_address: str | None = None, now: Callable[[], datetime] = utcnow) -> StopResult:
+def stop_run(run_id: str, *, ray_address: str | None = None, now: Callable[[], datetime] = utcnow,
+             team: str | None = None, by: str = "gpuarb down") -> StopResult:
     """Stop a run and tear its cluster down; a live run is marked cancelled, a finished one keeps its state.
-    ``run_id`` is an id or a run name (see ``find_run``)."""
+    ``run_id`` is an id or a run name (see ``find_run``; of ``team``, on the server)."""
     from arbitrage.runstate import EventKind, RunState
 
     ledger = open_ledger()
-    run = find_run(ledger, run_id)
+    run = find_run(ledger, run_id, team=team)
     found = _open_attempt_handle(ledger, run.id)
-    message = "cancelled by gpuarb down"
+    message = f"cancelled by {by}"
     if found is not None:
         n, handle = found
         backend = make_backend(handle.backend, ray_address)
@@ -1247,7 +1269,7 @@ def stop_run(run_id: str, *, ray_address: str | None = None, now: Callable[[], d
     cluster = None
     if found is not None:
         cluster = handle.cluster_name
-        ledger.record(run.id, EventKind.TORN_DOWN, now(), f"{cluster} torn down by gpuarb down", attempt=n)
+        ledger.record(run.id, EventKind.TORN_DOWN, now(), f"{cluster} torn down by {by}", attempt=n)
     return StopResult(run.id, ledger.run(run.id).state, cluster)
 
 
@@ -1392,7 +1414,8 @@ class Spend:
 
 
 def spend(by: str, *, since: datetime | None = None, tags: Mapping[str, str] | None = None,
-          now: datetime | None = None, say: Say = _quiet, rise_percent: float = 10.0) -> Spend:
+          now: datetime | None = None, say: Say = _quiet, rise_percent: float = 10.0,
+          team: str | None = None) -> Spend:
     """Showback from the run ledger: runs grouped by a tag, provider, name or state, actual vs expected USD.
 
     Ledger rows that do not parse are left out and said as warnings (``ledger_warnings``).
@@ -1406,12 +1429,25 @@ def spend(by: str, *, since: datetime | None = None, tags: Mapping[str, str] | N
         raise UsageError(str(exc)) from None
     moment = now or utcnow()
     ledger = open_ledger()
-    runs = ledger.runs(since=since, tags=dict(tags or {}))
-    empty = not runs and not ledger.runs(limit=1)
+    runs = ledger.runs(since=since, tags=dict(tags or {}), team=team)
+    empty = not runs and not ledger.runs(limit=1, team=team)
     report = S.spend_report(ledger_records(ledger, runs), by, moment, since, rise_percent)
     for line in ledger_warnings(ledger):
         say(line)
     return Spend(report, ledger.path, len(runs), empty)
+
+
+def billing_accounts(values: Sequence[str]) -> dict[str, str]:
+    """--billing-account PROVIDER=ID (repeatable) or a bare ID for every provider."""
+    out: dict[str, str] = {}
+    for value in values:
+        provider, sep, account = value.partition("=")
+        if not sep:
+            provider, account = "*", value
+        if not provider.strip() or not account.strip():
+            raise UsageError(f"--billing-account: expected PROVIDER=ID or ID, got {value!r}")
+        out[provider.strip().lower()] = account.strip()
+    return out
 
 
 @dataclass(frozen=True)
@@ -1424,13 +1460,13 @@ class FocusExport:
 
 def focus_export(*, since: datetime | None = None, tags: Mapping[str, str] | None = None, granularity: str = "day",
                  billing_accounts: Mapping[str, str] | None = None, now: datetime | None = None,
-                 say: Say = _quiet) -> FocusExport:
+                 say: Say = _quiet, team: str | None = None) -> FocusExport:
     """The run ledger as FOCUS rows: compute per attempt and charge period, plus egress."""
     from arbitrage.report import focus as F
 
     moment = now or utcnow()
     ledger = open_ledger()
-    records = ledger_records(ledger, ledger.runs(tags=dict(tags or {})))
+    records = ledger_records(ledger, ledger.runs(tags=dict(tags or {}), team=team))
     rows = F.focus_rows(records, moment, since=since, granularity=granularity,
                         data_homes=data_homes(records, say=say), billing_accounts=dict(billing_accounts or {}))
     for line in ledger_warnings(ledger):
@@ -1536,3 +1572,393 @@ def breakeven(facts: Facts, gpu: str, given: Mapping[str, float | None], *, spot
                               + (f" from {', '.join(providers)}" if providers else "")
                               + "; pass --rental-usd-per-gpu-hour")
     return compare(own, found)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The team server's use cases: the server (arbitrage/server) calls these and nothing else below it
+# ---------------------------------------------------------------------------------------------------------------
+
+BUDGET_THRESHOLDS = (50, 80, 100)  # percent of a monthly cap at which a team's webhook hears of it
+
+
+def open_accounts() -> Accounts:
+    """The server's account store, in the ledger's database."""
+    from arbitrage.accounts import Accounts
+
+    return Accounts.open()
+
+
+def authenticate(token: str | None, now: datetime | None = None) -> Principal:
+    """Who a request's bearer token is (AuthError, the same message whatever was wrong with it)."""
+    with open_accounts() as accounts:
+        return accounts.authenticate(token, now or utcnow())
+
+
+def issue_token(team: str, name: str, role: str, *, expires_days: float | None = None) -> IssuedToken:
+    """`gpuarb server token create`: a new token for the team's account (created with the team if new)."""
+    from datetime import timedelta
+
+    if expires_days is not None and not 0 < expires_days <= 3650:
+        raise UsageError(f"--expires-days: must be more than 0 and at most 3650, got {expires_days:g}")
+    with open_accounts() as accounts:
+        return accounts.issue_token(team, name, role, utcnow(),
+                                    None if expires_days is None else timedelta(days=expires_days))
+
+
+def month_window(now: datetime) -> tuple[str, datetime, datetime]:
+    """The calendar month (UTC) ``now`` falls in: its label YYYY-MM, its first instant and the next month's."""
+    start = now.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = start.replace(year=start.year + (start.month == 12), month=start.month % 12 + 1)
+    return f"{start:%Y-%m}", start, following
+
+
+@dataclass(frozen=True)
+class BudgetBurn:
+    """A team's (or a team tag's) monthly cap and what its runs have cost this month so far, by day."""
+
+    team: str
+    tag: tuple[str, str] | None
+    month: str
+    cap_usd: float
+    spent_usd: float
+    days: tuple[tuple[str, float], ...]  # (YYYY-MM-DD, cumulative USD at the end of that day, or now)
+    days_in_month: int
+    live_runs: tuple[str, ...]
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.spent_usd / self.cap_usd if self.cap_usd > 0 else 0.0
+
+    @property
+    def label(self) -> str:
+        return f"team {self.team}" + (f", tag {self.tag[0]}={self.tag[1]}" if self.tag else "")
+
+    def record(self) -> dict[str, Any]:
+        return {"team": self.team, "tag": f"{self.tag[0]}={self.tag[1]}" if self.tag else None, "month": self.month,
+                "cap_usd": self.cap_usd, "spent_usd": self.spent_usd, "percent": round(self.percent, 2),
+                "days": [{"day": d, "spent_usd": v} for d, v in self.days], "days_in_month": self.days_in_month,
+                "live_runs": list(self.live_runs)}
+
+
+def budget_burn(ledger: Ledger, team: str, tag: tuple[str, str] | None, cap_usd: float,
+                now: datetime) -> BudgetBurn:
+    """What the team's runs (with ``tag``, when given) cost in ``now``'s month: compute clipped to the month, plus
+    the egress of runs created in it."""
+    from datetime import timedelta
+
+    from arbitrage.billing import spent_between_micro
+    from arbitrage.money import usd
+
+    month, start, following = month_window(now)
+    runs = [r for r in ledger.runs(team=team, tags=dict([tag]) if tag else None)
+            if r.ended_at is None or r.ended_at >= start]
+    priced = [(r, {p.rank: p for p in ledger.placements(r.id)}, ledger.attempts(r.id)) for r in runs]
+    days: list[tuple[str, float]] = []
+    day = start
+    while day < following and day <= now:
+        end = min(day + timedelta(days=1), now)
+        total = 0
+        for run, placements, attempts in priced:
+            total += spent_between_micro(attempts, placements, start, end, now)
+            if start <= run.created_at < end:
+                total += ledger_egress_micro(run)
+        days.append((f"{day:%Y-%m-%d}", usd(total)))
+        day += timedelta(days=1)
+    spent = days[-1][1] if days else 0.0
+    live = tuple(r.id for r in runs if not r.terminal)
+    return BudgetBurn(team, tag, month, cap_usd, spent, tuple(days), (following - start).days, live)
+
+
+def ledger_egress_micro(run: RunRow) -> int:
+    """The egress charged to a run, in micro-USD."""
+    from arbitrage.money import micro
+
+    return micro(run.egress_in_usd) + micro(run.egress_out_usd)
+
+
+def team_budgets(team: str | None, now: datetime | None = None) -> list[BudgetBurn]:
+    """Every monthly cap (of ``team``, or of all teams) with this month's burn."""
+    moment = now or utcnow()
+    ledger = open_ledger()
+    with open_accounts() as accounts:
+        budgets = accounts.budgets(team)
+    return [budget_burn(ledger, b.team, b.tag, b.cap_usd, moment) for b in budgets]
+
+
+def set_team_budget(team: str, monthly_usd: float, tag: str | None = None) -> BudgetBurn:
+    """`gpuarb server budget set`: a team's monthly cap, or its cap for runs tagged KEY=VALUE."""
+    from arbitrage.params import parse_tags
+
+    pair = None
+    if tag:
+        [(key, value)] = parse_tags([tag]).items()
+        pair = (key, value)
+    with open_accounts() as accounts:
+        accounts.set_budget(team, monthly_usd, utcnow(), tag=pair)
+        accounts.ensure_team(team, utcnow())
+    return budget_burn(open_ledger(), team, pair, float(monthly_usd), utcnow())
+
+
+def check_team_budgets(team: str, tags: Mapping[str, str], expected_usd: float, now: datetime) -> None:
+    """At submission: OverBudget when this month's spend plus the plan's expected cost would pass a cap that
+    covers the run (the team's own, or one of a tag the run carries)."""
+    from arbitrage.money import format_amount
+
+    ledger = open_ledger()
+    with open_accounts() as accounts:
+        budgets = accounts.budgets(team)
+    for b in budgets:
+        if b.tag is not None and tags.get(b.tag[0]) != b.tag[1]:
+            continue
+        burn = budget_burn(ledger, team, b.tag, b.cap_usd, now)
+        if burn.spent_usd + expected_usd > b.cap_usd:
+            raise OverBudget(f"{burn.label}: {format_amount(burn.spent_usd)} spent in {burn.month} + "
+                             f"{format_amount(expected_usd)} expected for this run is over the monthly cap of "
+                             f"{format_amount(b.cap_usd)}; nothing launched")
+
+
+@dataclass(frozen=True)
+class BudgetAction:
+    """What the budget breaker did for one cap: alerts claimed (and how their delivery went), runs stopped."""
+
+    burn: BudgetBurn
+    alerts: tuple[tuple[int, str], ...]  # (threshold, '' delivered or why not)
+    stopped: tuple[str, ...]
+
+
+def enforce_team_budgets(now: datetime | None = None, post: Callable[[str, dict[str, Any]], None] | None = None,
+                         say: Say = _quiet) -> list[BudgetAction]:
+    """The server's budget breaker: for every cap, alert the team's webhook once per threshold per month
+    (claimed in the database, so two replicas send each alert once), and at 100% stop the team's live runs
+    under it (their supervisors tear the clusters down)."""
+    from arbitrage.money import format_amount
+    from arbitrage.runstate import EventKind, RunState
+
+    moment = now or utcnow()
+    send = post or post_webhook
+    ledger = open_ledger()
+    actions: list[BudgetAction] = []
+    with open_accounts() as accounts:
+        for b in accounts.budgets():
+            burn = budget_burn(ledger, b.team, b.tag, b.cap_usd, moment)
+            team = accounts.team(b.team)
+            alerts: list[tuple[int, str]] = []
+            for threshold in BUDGET_THRESHOLDS:
+                if burn.percent < threshold or not accounts.claim_alert(
+                        b.team, b.tag, burn.month, threshold, _micro(burn.spent_usd), moment):
+                    continue
+                text = (f"gpuarb: {burn.label} has spent {format_amount(burn.spent_usd)} of its "
+                        f"{format_amount(burn.cap_usd)} cap for {burn.month} ({burn.percent:.0f}%)"
+                        + ("; its live runs are being stopped" if threshold >= 100 and burn.live_runs else ""))
+                outcome = ""
+                if team is None or not team.webhook_url:
+                    outcome = "no webhook configured"
+                else:
+                    try:
+                        send(team.webhook_url, {"text": text})
+                    except Exception as exc:  # a webhook that fails must not stop the breaker
+                        outcome = f"webhook post failed: {type(exc).__name__}"
+                accounts.alert_delivered(b.team, b.tag, burn.month, threshold, outcome)
+                alerts.append((threshold, outcome))
+                say(text)
+            stopped: list[str] = []
+            if burn.percent >= 100:
+                for run_id in burn.live_runs:
+                    message = (f"team budget reached: {burn.label} spent {format_amount(burn.spent_usd)} of "
+                               f"{format_amount(burn.cap_usd)} in {burn.month}")
+                    if not ledger.run(run_id).terminal:
+                        ledger.record(run_id, EventKind.BUDGET_STOPPED, moment, message,
+                                      state=RunState.BUDGET_STOPPED)
+                        stopped.append(run_id)
+            actions.append(BudgetAction(burn, tuple(alerts), tuple(stopped)))
+    return actions
+
+
+def _micro(amount: float) -> int:
+    from arbitrage.money import micro
+
+    return micro(amount)
+
+
+def post_webhook(url: str, payload: dict[str, Any]) -> None:
+    """POST Slack-compatible JSON to a team's webhook (5 s timeout); raises on a failure or a non-2xx answer."""
+    import httpx
+
+    response = httpx.post(url, json=payload, timeout=5.0)
+    response.raise_for_status()
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A run submitted to the server: its summary and whether this call made it (False: the key's earlier run)."""
+
+    run: dict[str, Any]
+    created: bool
+
+
+def submit_for_team(principal: Principal, spec_text: str, spec_name: str, facts: Facts, *, backend: str,
+                    idempotency_key: str | None = None, objective: Objective = Objective.cost,
+                    source: Source | None = None, overrides: SpecOverrides | None = None,
+                    max_failovers: int = 3) -> Submitted:
+    """The server's `gpuarb run`: plan the job file's text, check the team's caps, record the run for the
+    server's workers to supervise; a key the team used before returns that run and launches nothing."""
+    from arbitrage.ledger import KeyTaken
+    from arbitrage.specfile import redact_secrets
+
+    ledger = open_ledger()
+    if idempotency_key is not None:
+        _check_key(idempotency_key)
+        earlier = ledger.run_by_key(principal.team, idempotency_key)
+        if earlier is not None:
+            return Submitted(run_summary(ledger, earlier), created=False)
+    if redact_secrets(spec_text) != spec_text:
+        raise UsageError(f"{spec_name}: the team server keeps no secret values (secrets:, key-like envs:); remove "
+                         "them from the job file and give them to the cluster another way")
+    prepared = prepare_run(spec_name, facts, backend=backend, source=source, objective=objective,
+                           max_failovers=max_failovers, check_backend=False, overrides=overrides,
+                           spec_text=spec_text)
+    check_team_budgets(principal.team, prepared.spec.tags, prepared.best.total_usd, prepared.now)
+    try:
+        run_id = record_run(prepared, backend, ledger, team=principal.team, submitted_by=principal.name,
+                            idempotency_key=idempotency_key, supervised_here=False)
+    except KeyTaken as taken:  # the same key submitted at the same moment by a retry
+        return Submitted(run_summary(ledger, ledger.run(taken.run_id)), created=False)
+    return Submitted(run_summary(ledger, ledger.run(run_id)), created=True)
+
+
+def _check_key(key: str) -> None:
+    if not 1 <= len(key) <= 200 or any(ord(c) < 33 or ord(c) > 126 for c in key):
+        raise UsageError("Idempotency-Key: 1-200 printable characters without spaces (e.g. the CI run id)")
+
+
+def team_run(ledger: Ledger, team: str, ref: str) -> RunRow:
+    """The team's run a request names (by id or name); another team's run is 'no run', as if it did not exist."""
+    from arbitrage.errors import LedgerError
+
+    run = find_run(ledger, ref, team=team)
+    if run.team != team:
+        raise LedgerError(f"no run with id or name {ref[:80]!r} (see `gpuarb history`)")
+    return run
+
+
+def supervise_claimed(run_id: str, token: str, facts: Facts, options: RunOptions, *,
+                      backend: Backend | None = None, say: Say = _quiet) -> str:
+    """A server worker's supervision of a run it claimed (Ledger.claim_supervision): the run's lifecycle from
+    where it is, heartbeating with the claim's token; returns the run's state."""
+    from dataclasses import replace
+
+    from arbitrage.runstate import EventKind, RunState
+    from arbitrage.specfile import parse_jobspec_text
+
+    ledger = open_ledger()
+    run = ledger.run(run_id)
+    try:
+        spec = parse_jobspec_text(run.spec_text, facts, run.spec_path)
+        chosen = backend or make_backend(run.backend)
+    except GpuarbError as exc:  # it would fail the same way on every replica: end it, saying why
+        ledger.record(run_id, EventKind.FAILED, utcnow(), f"the server cannot supervise this run: {exc}",
+                      state=RunState.FAILED)
+        return RunState.FAILED
+    runner = make_runner(chosen, ledger, replace(options, supervisor_token=token), say)
+    return runner.supervise(run_id, spec)
+
+
+def plan_text(spec_text: str, spec_name: str, facts: Facts, *, objective: Objective = Objective.cost,
+              source: Source | None = None, top: int = 5, fmt: str = "json", wide: bool = False,
+              strict: bool = False) -> tuple[str, GpuarbError | None]:
+    """The server's `gpuarb plan` of a job file's text: what the CLI prints (``fmt`` table or json) and the error
+    it ends with."""
+    from arbitrage import render
+    from arbitrage.specfile import parse_jobspec_text
+
+    moment = utcnow()
+    strict_source(source, strict)
+    spec = parse_jobspec_text(spec_text, facts, where=spec_name, now=moment)
+    outcome = plan_spec(spec, facts, source=source, objective=objective, now=moment, strict=strict)
+    verdict = plan_verdict(outcome.plan, over_budget="best plan is over budget: {total} expected, {hourly}/h",
+                           infeasible="no feasible placement (see the rejection reasons)")
+    if fmt == "json":
+        return render.plan_json(outcome.plan, top, outcome.now, outcome.catalog) + "\n", verdict
+    return render.plan_text(outcome.plan, top, outcome.catalog, wide) + "\n", verdict
+
+
+def price_list_record(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = None,
+                      spot: bool | None = None, limit: int = 200) -> dict[str, Any]:
+    """The document `gpuarb prices --format json` prints, for the server (its price page and API)."""
+    import json
+
+    from arbitrage import render
+    from arbitrage.params import canonical_gpus
+
+    found = find_prices(facts, gpus=canonical_gpus(list(gpus), facts), count=count, spot=spot)
+    doc: dict[str, Any] = json.loads(render.prices_json(found.offers[:limit], len(found.offers), found.now,
+                                                        found.stale_days))
+    doc["empty_reason"] = found.empty.reason if found.empty else None
+    return doc
+
+
+def team_monthly_spend(team: str, months: int = 6, now: datetime | None = None) -> list[dict[str, Any]]:
+    """A team's spend per calendar month (UTC), the last ``months`` months, oldest first: compute clipped to each
+    month plus the egress of the runs created in it."""
+    from arbitrage.billing import spent_between_micro
+    from arbitrage.money import usd
+
+    moment = now or utcnow()
+    ledger = open_ledger()
+    runs = ledger.runs(team=team)
+    priced = [(r, {p.rank: p for p in ledger.placements(r.id)}, ledger.attempts(r.id)) for r in runs]
+    windows = []
+    label, start, following = month_window(moment)
+    for _ in range(months):
+        windows.append((label, start, following))
+        previous = start.replace(year=start.year - (start.month == 1), month=(start.month - 2) % 12 + 1)
+        label, start, following = f"{previous:%Y-%m}", previous, start
+    out = []
+    for label, start, following in reversed(windows):
+        total, count = 0, 0
+        for run, placements, attempts in priced:
+            part = spent_between_micro(attempts, placements, start, following, moment)
+            if start <= run.created_at < following:
+                part += ledger_egress_micro(run)
+            if part or start <= run.created_at < following:
+                count += 1
+            total += part
+        out.append({"team": team, "month": label, "spent_usd": usd(total), "runs": count})
+    return out
+
+
+def record_audit(**entry: Any) -> None:
+    """One line of the server's audit log (arbitrage.accounts.Accounts.record_audit)."""
+    with open_accounts() as accounts:
+        accounts.record_audit(utcnow(), **entry)
+
+
+def audit_log(team: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The team's audit log, newest first, as plain data."""
+    from dataclasses import asdict
+
+    with open_accounts() as accounts:
+        return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(e).items()}
+                for e in accounts.audit(team, limit)]
+
+
+def team_server() -> Any:
+    """The team server the CLI talks to (``GPUARB_SERVER`` and ``GPUARB_TOKEN``: an ``arbitrage.remote.Client``),
+    or None when it works on its own ledger."""
+    if not os.environ.get("GPUARB_SERVER", "").strip():
+        return None
+    from arbitrage.remote import Client
+
+    return Client.from_env()
+
+
+def remote_spec(job: str, overrides: SpecOverrides | None, facts: Facts) -> tuple[str, str]:
+    """A job file as `gpuarb run` sends it to the server: its text (with the command line's overrides written in,
+    and checked here first, so a bad file fails before any request) and the name it is known by."""
+    from arbitrage.specfile import overridden_text, parse_jobspec_text, read_spec_text
+
+    text = read_spec_text(job)
+    parse_jobspec_text(text, facts, where=job, overrides=overrides)
+    if overrides:
+        text = overridden_text(text, overrides, job)
+    return text, Path(job).name

@@ -95,3 +95,18 @@ def spent_usd(attempts: Iterable[BilledAttempt], placements: Mapping[int, Priced
     """Compute billed so far over all attempts (each priced by its placement, by rank), plus the egress charged."""
     compute = sum(attempt_cost_micro(a, placements[a.rank], now) for a in attempts)
     return usd(compute + micro(egress_in_usd) + micro(egress_out_usd))
+
+
+def spent_between_micro(attempts: Iterable[BilledAttempt], placements: Mapping[int, PricedPlacement],
+                        start: datetime, end: datetime, now: datetime) -> int:
+    """Compute billed within [start, end) in whole micro-USD: each attempt's billed span clipped to the window
+    (an attempt still open is billed to ``now``), at its cluster price (a team's month so far, for its cap)."""
+    total = 0
+    for attempt in attempts:
+        if attempt.rank not in placements:
+            continue
+        began = max(attempt.started_at, start)
+        stopped = min(attempt.ended_at or now, end, now)
+        if stopped > began:
+            total += cost_micro(attempt_usd_per_hour(attempt, placements[attempt.rank]), exact_seconds(stopped - began))
+    return total

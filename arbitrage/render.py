@@ -564,3 +564,40 @@ def quarantine_table(items: Sequence[Any], title: str):
     for row in quarantine_rows(items):
         table.add_row(*row)
     return table
+
+
+def plan_text(result: Any, top: int, catalog: dict[str, Any], wide: bool = False) -> str:
+    """What `gpuarb plan` prints: the ranked table, then the explanation, rejections and provenance as plain
+    lines (the CLI and the team server both send this)."""
+    out: list[str] = []
+    spec = result.spec
+    shown = result.placements[:top] if top else result.placements
+    head = (f"{spec.name}: {' | '.join(map(str, spec.accelerators))} x {plural(spec.num_nodes, 'node')}, "
+            f"{spec.work.describe(spec.workload)}, spot {spec.spot}, objective {result.objective}")
+    lines: list[str] = []
+    when, stale = result.now, result.stale_days
+    choices = result.choices[:top] if top else result.choices
+    if shown:
+        hours_note = ("hours are expected wall time" if spec.work.known
+                      else "NO DURATION KNOWN: totals are for one hour, ranked by cluster $/h")
+        out.append(str(plan_table(choices, result.deadline_hours,
+                                          f"{head}\n{len(result.placements)} feasible of "
+                                          f"{plural(result.candidates, 'candidate')}, "
+                                          f"{plural(len(result.choices), 'distinct choice')} (USD; {hours_note}; "
+                                          f"+N regions: same price elsewhere)", when, stale, wide=wide)))
+        lines += ["Why #1:", *(f"  {line}" for line in explain(choices[0].best, result,
+                                                                         choices[0].also_in))]
+    elif result.over_budget:
+        out.append(str(plan_table(result.over_budget_choices[: top or None], result.deadline_hours,
+                                  f"{head}\nNOTHING within budget; cheapest over-budget placements:",
+                                  when, stale, wide=wide)))
+    else:
+        lines += [head, f"No feasible placement among {plural(result.candidates, 'candidate')}."]
+    lines += [f"Note: {note}" for note in spec.notes]
+    if result.rejections:
+        lines += ["Rejected:", *rejection_lines(result)]
+    if result.capacity_note:
+        lines.append(f"Capacity: {result.capacity_note.removeprefix('capacity signals: ')}")
+    lines.append(f"Prices: {provenance_line(catalog)}")
+    out.append("\n".join(lines))
+    return "\n".join(out)

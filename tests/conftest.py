@@ -138,3 +138,48 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+# -- processes and servers the end-to-end tests start ----------------------------------------------------------
+
+# A small real job for the team server's tests: one L4 for an hour.
+SMALL_JOB = """\
+name: smoke-l4
+resources:
+  accelerators: L4:1
+arbitrage:
+  work: {gpu_hours: 1, reference: L4}
+  tags: {model: llama3, owner: ci}
+"""
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gpuarb_process(env: dict[str, str], *args: str, timeout: float = 120) -> Any:
+    """`gpuarb ARGS` as a real process (its CompletedProcess, text)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "arbitrage.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=timeout)
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    """Poll ``predicate`` every half second until it returns something true (that value), or fail naming ``what``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+

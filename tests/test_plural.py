@@ -6,8 +6,8 @@ import pytest
 from conftest import NOW, make_offer, make_spec
 
 from arbitrage import ledger as L
-from arbitrage.cli.plan import _print_plan_table
 from arbitrage.plural import count_text, noun, plural
+from arbitrage.render import plan_text
 from arbitrage.report import markdown, spend
 from arbitrage.report.plan import build_plan_report
 from arbitrage.report.terminal import plan_renderables
@@ -37,8 +37,7 @@ def test_a_plan_with_one_feasible_placement_says_so(facts, capsys: pytest.Captur
     result = report.plan
     assert len(result.placements) == result.candidates == 1
     # `gpuarb plan`'s table title and capacity line
-    _print_plan_table(result, 0, report.catalog)
-    out = capsys.readouterr().out
+    out = plan_text(result, 0, report.catalog)
     assert "t: H100:8 x 1 node, " in out and "node(s)" not in out
     assert "\n1 feasible of 1 candidate, 1 distinct choice (USD;" in out
     assert "Capacity: the 1 feasible placement has none (no source asked); it is ranked on price alone" in out

@@ -188,7 +188,7 @@ def test_report_module_import_stays_cheap() -> None:
             "heavy = [m for m in ('pydantic', 'rich', 'httpx', 'boto3', 'arbitrage.report.html') if m in sys.modules]\n"
             "print('HEAVY', heavy, sorted(c.name for c in app.registered_groups))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY [] ['export', 'report']" in out
+    assert "HEAVY [] ['export', 'report', 'server']" in out
 
 
 def test_every_price_report_format_shows_the_price_age(facts: Facts, tmp_path: Path) -> None:

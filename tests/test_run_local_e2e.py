@@ -11,33 +11,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, gpuarb_process, wait_for
 
 pytestmark = pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("ray", "aiohttp", "torch")),
     reason="needs ray[default] and torch (pip install 'ray[default]' torch)")
 
 STEPS, EVERY = 120, 20
-
-
-def gpuarb(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "arbitrage.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=timeout)
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_detached_local_run_survives_a_kill_and_resumes_from_its_checkpoint(tmp_path: Path) -> None:
@@ -50,7 +33,7 @@ def test_detached_local_run_survives_a_kill_and_resumes_from_its_checkpoint(tmp_
     data = tmp_path / "data"
     env = {**os.environ, "GPUARB_DATA_DIR": str(data), "GPUARB_SOURCE": "snapshot"}
 
-    submitted = gpuarb(env, "run", str(job), "--backend", "local", "--detach", "--poll-seconds", "1",
+    submitted = gpuarb_process(env, "run", str(job), "--backend", "local", "--detach", "--poll-seconds", "1",
                        "--format", "json")
     assert submitted.returncode == 0, submitted.stderr
     run_id = json.loads(submitted.stdout)["run_id"]
@@ -70,13 +53,13 @@ def test_detached_local_run_survives_a_kill_and_resumes_from_its_checkpoint(tmp_
         os.kill(int(pid), signal.SIGKILL)  # the preemption
 
         def ended():
-            status = gpuarb(env, "status", run_id, "--format", "json")
+            status = gpuarb_process(env, "status", run_id, "--format", "json")
             doc = json.loads(status.stdout)
             return doc if doc["ended_at"] and doc["events"][-1]["kind"] == "torn-down" else None
 
         final = wait_for(ended, 240, "the run to end")
     finally:
-        gpuarb(env, "down", run_id)  # never leave a head behind, even when an assertion fails
+        gpuarb_process(env, "down", run_id)  # never leave a head behind, even when an assertion fails
 
     assert final["state"] == "succeeded", final
     kinds = [e["kind"] for e in final["events"]]

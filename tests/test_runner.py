@@ -368,7 +368,7 @@ def test_the_stored_handle_reads_back_as_the_launched_one(tmp_path, facts):
 
 def test_a_new_supervisor_watches_the_attempt_a_dead_one_left_running_without_launching_again(tmp_path, facts):
     backend = FakeBackend(scripts=[[RUNNING, DONE]])
-    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
     n = ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-{run_id}-a{k}", NOW)  # the dead supervisor's launch
     ledger.attempt_launched(run_id, n, {"backend": "skypilot", "cluster_name": f"gpuarb-{run_id}-a1",
                                         "job_id": "1"}, NOW, "up")
@@ -383,7 +383,7 @@ def test_a_new_supervisor_watches_the_attempt_a_dead_one_left_running_without_la
 
 def test_an_attempt_that_never_reached_the_backend_is_closed_torn_down_and_launched_again(tmp_path, facts):
     backend = FakeBackend(scripts=[[RUNNING, DONE]])
-    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
     ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-{run_id}-a{k}", NOW)  # died inside backend.launch
     assert runner.supervise(run_id, spec) == RunState.SUCCEEDED
     attempts = ledger.attempts(run_id)
@@ -394,7 +394,7 @@ def test_an_attempt_that_never_reached_the_backend_is_closed_torn_down_and_launc
 
 def test_after_a_placement_had_no_capacity_the_next_supervisor_goes_on_to_the_next_one(tmp_path, facts):
     backend = FakeBackend(scripts=[[RUNNING, DONE]])
-    spec, ledger, run_id, runner, clock = _setup(tmp_path, facts, backend)
+    spec, ledger, run_id, runner, _ = _setup(tmp_path, facts, backend)
     n = ledger.start_attempt(run_id, 0, lambda k: f"gpuarb-{run_id}-a{k}", NOW)
     ledger.end_attempt(run_id, n, "no-capacity", NOW, "none", kind=EventKind.LAUNCH_FAILED)
     assert runner.supervise(run_id, spec) == RunState.SUCCEEDED

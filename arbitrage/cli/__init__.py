@@ -34,6 +34,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "run": ("run",), "_supervise": ("run",),
     "status": ("runs",), "logs": ("runs",), "down": ("runs",), "history": ("runs",), "reap": ("runs",),
     "report": ("report", "spend"), "breakeven": ("report",), "export": ("spend",),
+    "server": ("server",),
 }
 
 _HELP = (

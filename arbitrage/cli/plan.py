@@ -31,7 +31,6 @@ from arbitrage.cli.common import (
 )
 from arbitrage.errors import SpecError
 from arbitrage.params import MAX_ROWS
-from arbitrage.plural import plural
 
 
 @guarded
@@ -64,53 +63,26 @@ def plan(
 
     facts = usecases.load_facts()
     overrides = overrides_of(gpus, num_nodes, use_spot, infra, region, zone, hours, gpu_hours, reference)
+    server = usecases.team_server() if now is None else None
+    if server is not None:  # planned on the server, with its prices and credentials
+        text, name = usecases.remote_spec(job, overrides, facts)
+        shown, error = server.plan(text, name, objective=objective.value, top=top, fmt=fmt.value, wide=wide,
+                                   source=None if source is None else source.value, strict=strict)
+        typer.echo(shown, nl=False)
+        if error is not None:
+            raise error
+        return
     outcome = usecases.plan_job(job, facts, source=source, objective=objective,
                                 now=parse_now(now, usecases.utcnow()), say=say, overrides=overrides,
                                 strict=strict)
     if fmt is TableOrJson.json:
         typer.echo(render.plan_json(outcome.plan, top, outcome.now, outcome.catalog))
     else:
-        _print_plan_table(outcome.plan, top, outcome.catalog, wide)
+        typer.echo(render.plan_text(outcome.plan, top, outcome.catalog, wide))
     verdict = usecases.plan_verdict(outcome.plan, over_budget="best plan is over budget: {total} expected, {hourly}/h",
                                     infeasible="no feasible placement (see the rejection reasons)")
     if verdict is not None:
         raise verdict
-
-
-def _print_plan_table(result: Any, top: int, catalog: dict[str, Any], wide: bool = False) -> None:
-    """The ranked table, then the explanation, rejections and provenance as plain lines."""
-    from arbitrage import render
-
-    spec = result.spec
-    shown = result.placements[:top] if top else result.placements
-    head = (f"{spec.name}: {' | '.join(map(str, spec.accelerators))} x {plural(spec.num_nodes, 'node')}, "
-            f"{spec.work.describe(spec.workload)}, spot {spec.spot}, objective {result.objective}")
-    lines: list[str] = []
-    when, stale = result.now, result.stale_days
-    choices = result.choices[:top] if top else result.choices
-    if shown:
-        hours_note = ("hours are expected wall time" if spec.work.known
-                      else "NO DURATION KNOWN: totals are for one hour, ranked by cluster $/h")
-        typer.echo(render.plan_table(choices, result.deadline_hours,
-                                          f"{head}\n{len(result.placements)} feasible of "
-                                          f"{plural(result.candidates, 'candidate')}, "
-                                          f"{plural(len(result.choices), 'distinct choice')} (USD; {hours_note}; "
-                                          f"+N regions: same price elsewhere)", when, stale, wide=wide))
-        lines += ["Why #1:", *(f"  {line}" for line in render.explain(choices[0].best, result,
-                                                                         choices[0].also_in))]
-    elif result.over_budget:
-        typer.echo(render.plan_table(result.over_budget_choices[: top or None], result.deadline_hours,
-                                          f"{head}\nNOTHING within budget; cheapest over-budget placements:",
-                                          when, stale, wide=wide))
-    else:
-        lines += [head, f"No feasible placement among {plural(result.candidates, 'candidate')}."]
-    lines += [f"Note: {note}" for note in spec.notes]
-    if result.rejections:
-        lines += ["Rejected:", *render.rejection_lines(result)]
-    if result.capacity_note:
-        lines.append(f"Capacity: {result.capacity_note.removeprefix('capacity signals: ')}")
-    lines.append(f"Prices: {render.provenance_line(catalog)}")
-    typer.echo("\n".join(lines))
 
 
 class SchemaFormat(str, Enum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,6 +36,7 @@ from arbitrage.cli.common import (
     overrides_of,
     say,
 )
+from arbitrage.errors import Interrupted
 from arbitrage.money import format_amount
 from arbitrage.params import MAX_FAILOVERS, MAX_PENDING_MINUTES, MAX_RESTARTS, POLL_SECONDS
 
@@ -51,6 +52,54 @@ def _confirm_teardown(cluster: str) -> bool:
         return typer.confirm(f"\ngpuarb: tear down {cluster} now?", default=True)
     except (KeyboardInterrupt, typer.Abort):
         return True
+
+
+def _run_on_server(server: Any, job: str, overrides: Any, backend: str, *, detach: bool, fmt: TableOrJson,
+                   key: str | None, poll_seconds: float) -> None:
+    """`gpuarb run` through the team server: submit, then (without --detach) follow its events to the end."""
+    import time
+
+    text, name = usecases.remote_spec(job, overrides, usecases.load_facts())
+    summary, created = server.submit(text, name, backend=backend, idempotency_key=key)
+    run_id = summary["run_id"]
+    if not created:
+        say(f"run {run_id}: already submitted with this idempotency key; nothing launched again")
+    if detach:
+        if fmt is TableOrJson.json:
+            typer.echo(json.dumps({"run_id": run_id, "state": summary["state"], "detached": True,
+                                   "expected_total_usd": summary["expected_total_usd"], "currency": "USD",
+                                   "server": server.url}))
+        else:
+            typer.echo(run_id)
+        return
+    say(f"run {run_id}: {summary['name']}, expected {format_amount(summary['expected_total_usd'] or 0.0)}; "
+        f"supervised by {server.url} (Ctrl-C leaves it running there)")
+    seen = 0
+    try:
+        while True:
+            detail = server.run(run_id)
+            for event in detail["events"][seen:]:
+                say(f"{event['kind']}: {event['message']}")
+            seen = len(detail["events"])
+            if detail["ended_at"] is not None:
+                break
+            time.sleep(min(poll_seconds, 5.0))
+    except KeyboardInterrupt:
+        raise Interrupted(f"run {run_id} goes on on the server: `gpuarb down {run_id}` stops it") from None
+    _print_outcome({k: v for k, v in detail.items() if k not in ("placements", "attempts_detail", "events")},
+                   str(detail["state"]).split(" ")[0], fmt)
+
+
+def _print_outcome(summary: dict[str, Any], state: str, fmt: TableOrJson) -> None:
+    """How a watched run ended (its summary, or one line), then the error its final state exits with."""
+    if fmt is TableOrJson.json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(f"run {summary['run_id']}: {summary['state']}; spent {format_amount(summary['spent_usd'])} "
+                   f"(expected {format_amount(summary['expected_total_usd'] or 0.0)}); {summary['message']}")
+    outcome = usecases.run_outcome_error(state)
+    if outcome is not None:
+        raise outcome
 
 
 @guarded
@@ -89,9 +138,21 @@ def run(
     hours: HoursOption = None,
     gpu_hours: GpuHoursOption = None,
     reference: ReferenceOption = None,
+    idempotency_key: Annotated[str | None, typer.Option(
+        "--idempotency-key", envvar="GPUARB_IDEMPOTENCY_KEY",
+        help="With GPUARB_SERVER: a key for this submission (e.g. the CI run id); the same key again returns that "
+             "run and launches nothing.")] = None,
 ) -> None:
-    """Plan a job and run it on the cheapest feasible placement, with failover, budget breaker and teardown."""
+    """Plan a job and run it on the cheapest feasible placement, with failover, budget breaker and teardown.
+
+    With GPUARB_SERVER and GPUARB_TOKEN set, the job is submitted to the team server, which supervises it to the
+    end whether or not this command stays (--detach returns at once)."""
     overrides = overrides_of(gpus, num_nodes, use_spot, infra, region, zone, hours, gpu_hours, reference)
+    server = None if dry_run else usecases.team_server()
+    if server is not None:
+        _run_on_server(server, job, overrides, backend.value, detach=detach, fmt=fmt, key=idempotency_key,
+                       poll_seconds=poll_seconds)
+        return
     prepared = usecases.prepare_run(job, usecases.load_facts(), backend=backend.value, ray_address=ray_address,
                                     source=source, objective=objective, max_failovers=max_failovers,
                                     check_backend=not dry_run, say=say, overrides=overrides, strict=strict)
@@ -123,15 +184,7 @@ def run(
     ask = not (yes or not sys.stdin.isatty())
     state = usecases.supervise_here(runner, run_id, prepared.spec, confirm_teardown=_confirm_teardown if ask else None,
                                     say=say)
-    summary = usecases.run_summary(ledger, ledger.run(run_id))
-    if fmt is TableOrJson.json:
-        typer.echo(json.dumps(summary, indent=2))
-    else:
-        typer.echo(f"run {summary['run_id']}: {summary['state']}; spent {format_amount(summary['spent_usd'])} "
-                   f"(expected {format_amount(summary['expected_total_usd'] or 0.0)}); {summary['message']}")
-    outcome = usecases.run_outcome_error(state)
-    if outcome is not None:
-        raise outcome
+    _print_outcome(usecases.run_summary(ledger, ledger.run(run_id)), state, fmt)
 
 
 @guarded

@@ -52,19 +52,29 @@ def status(
     """Show recent runs, or one run's placements, attempts and events, with spend so far."""
     from arbitrage.report.spend import money
 
-    ledger = usecases.open_ledger()
+    server = usecases.team_server()
     if run_id is None:
-        summaries = usecases.recent_runs(ledger, limit=limit)
-        for line in usecases.ledger_warnings(ledger):
+        if server is not None:
+            found = server.runs(limit=limit)
+            summaries, warnings, where = found["runs"], found["warnings"], f"{found['ledger']} on {server.url}"
+        else:
+            ledger = usecases.open_ledger()
+            summaries = usecases.recent_runs(ledger, limit=limit)
+            warnings, where = usecases.ledger_warnings(ledger), str(ledger.path)
+        for line in warnings:
             say(line)
         if not summaries and fmt in (DataFormat.table, DataFormat.markdown):
-            typer.echo(f"no runs yet (ledger: {ledger.path})")
+            typer.echo(f"no runs yet (ledger: {where})")
         else:
             _print_runs(summaries, fmt, with_tags=False)
         return
-    summary = usecases.run_summary(ledger, usecases.find_run(ledger, run_id), detail=True)
-    for line in usecases.ledger_warnings(ledger):
-        say(line)
+    if server is not None:
+        summary = server.run(run_id)
+    else:
+        ledger = usecases.open_ledger()
+        summary = usecases.run_summary(ledger, usecases.find_run(ledger, run_id), detail=True)
+        for line in usecases.ledger_warnings(ledger):
+            say(line)
     if fmt is DataFormat.json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -100,6 +110,17 @@ def logs(
              "cluster and the lines (with --follow, printed when the job ends).")] = TableOrJson.table,
 ) -> None:
     """Print a run's job output (latest attempt); for a detached run, also where its supervisor log is."""
+    server = usecases.team_server()
+    if server is not None:
+        if follow:
+            say("note: --follow is not available through the team server; printing the output so far")
+        record = server.logs(run_id)
+        if fmt is TableOrJson.json:
+            typer.echo(json.dumps(record, indent=2))
+        else:
+            for line in record["lines"]:
+                typer.echo(line)
+        return
     found = usecases.run_logs(run_id, follow=follow, ray_address=ray_address)
     if fmt is TableOrJson.json:
         typer.echo(json.dumps(found.record(list(found.lines)), indent=2))
@@ -117,13 +138,18 @@ def down(
     fmt: TableOrJsonOption = TableOrJson.table,
 ) -> None:
     """Stop a run and tear down its cluster; the ledger marks it cancelled (a finished run keeps its state)."""
-    stopped = usecases.stop_run(run_id, ray_address=ray_address)
-    if fmt is TableOrJson.json:
-        typer.echo(json.dumps({"run_id": stopped.run_id, "state": stopped.state, "torn_down": stopped.torn_down}))
-    elif stopped.torn_down is None:
-        typer.echo(f"run {stopped.run_id}: nothing was launched; {stopped.state}")
+    server = usecases.team_server()
+    if server is not None:
+        record = server.stop(run_id)
     else:
-        typer.echo(f"run {stopped.run_id}: {stopped.state}; {stopped.torn_down} torn down")
+        stopped = usecases.stop_run(run_id, ray_address=ray_address)
+        record = {"run_id": stopped.run_id, "state": stopped.state, "torn_down": stopped.torn_down}
+    if fmt is TableOrJson.json:
+        typer.echo(json.dumps(record))
+    elif record["torn_down"] is None:
+        typer.echo(f"run {record['run_id']}: nothing was launched; {record['state']}")
+    else:
+        typer.echo(f"run {record['run_id']}: {record['state']}; {record['torn_down']} torn down")
 
 
 @guarded
@@ -139,10 +165,17 @@ def history(
     from arbitrage.params import parse_since, parse_tags
     from arbitrage.report.runs import spent_line
 
-    ledger = usecases.open_ledger()
-    summaries = usecases.recent_runs(ledger, since=parse_since(since, usecases.utcnow()), tags=parse_tags(tag),
-                                     limit=limit)
-    for line in usecases.ledger_warnings(ledger):
+    server = usecases.team_server()
+    if server is not None:
+        parse_since(since, usecases.utcnow()), parse_tags(tag)  # the same usage errors, before any request
+        found = server.runs(limit=limit, since=since, tags=tag)
+        summaries, warnings = found["runs"], found["warnings"]
+    else:
+        ledger = usecases.open_ledger()
+        summaries = usecases.recent_runs(ledger, since=parse_since(since, usecases.utcnow()), tags=parse_tags(tag),
+                                         limit=limit)
+        warnings = usecases.ledger_warnings(ledger)
+    for line in warnings:
         say(line)
     if not summaries and fmt in (DataFormat.table, DataFormat.markdown):
         typer.echo("no runs match")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -50,39 +49,23 @@ def spend(
     from arbitrage.report import spend as S
 
     now = usecases.utcnow()
-    found = usecases.spend(by, since=parse_since(since, now), tags=parse_tags(tag), now=now, say=say,
-                           rise_percent=rise)
-    if not found.runs and fmt in (DataFormat.table, DataFormat.markdown):
-        filtered = bool(since or tag) and not found.ledger_empty
-        typer.echo("no runs match these filters" if filtered
-                   else f"no runs in the ledger yet ({found.ledger_path}); `gpuarb run` records them")
-        return
-    where = str(found.ledger_path)
-    if fmt is DataFormat.json:
-        typer.echo(S.spend_json(found.report, where))
-    elif fmt is DataFormat.csv:
-        typer.echo(S.spend_csv(found.report), nl=False)
-    elif fmt is DataFormat.markdown:
-        typer.echo(S.spend_markdown(found.report, where), nl=False)
+    since_at, tags = parse_since(since, now), parse_tags(tag)
+    server = usecases.team_server()
+    if server is not None:
+        shown = server.spend(by, since=since, tags=tag, fmt=fmt.value, rise_percent=rise)
+        for line in shown["warnings"]:
+            say(line)
+        runs, empty, where, text = shown["runs"], shown["ledger_empty"], shown["ledger"], shown["text"]
     else:
-        typer.echo(S.spend_table(found.report))
-        if found.report.unit_costs:
-            typer.echo(S.unit_cost_table(found.report))
-        for line in S.notes(found.report, where):
-            typer.echo(line)
-
-
-def _parse_accounts(values: list[str]) -> dict[str, str]:
-    """--billing-account PROVIDER=ID (repeatable) or a bare ID for every provider."""
-    out: dict[str, str] = {}
-    for value in values:
-        provider, sep, account = value.partition("=")
-        if not sep:
-            provider, account = "*", value
-        if not provider.strip() or not account.strip():
-            raise UsageError(f"--billing-account: expected PROVIDER=ID or ID, got {value!r}")
-        out[provider.strip().lower()] = account.strip()
-    return out
+        found = usecases.spend(by, since=since_at, tags=tags, now=now, say=say, rise_percent=rise)
+        runs, empty, where = found.runs, found.ledger_empty, str(found.ledger_path)
+        text = S.spend_output(found.report, fmt.value, where)
+    if not runs and fmt in (DataFormat.table, DataFormat.markdown):
+        filtered = bool(since or tag) and not empty
+        typer.echo("no runs match these filters" if filtered
+                   else f"no runs in the ledger yet ({where}); `gpuarb run` records them")
+        return
+    typer.echo(text, nl=False)
 
 
 @guarded
@@ -109,18 +92,23 @@ def focus(
     from arbitrage.params import parse_since, parse_tags
     from arbitrage.report import focus as F
 
-    accounts = _parse_accounts(billing_account)
+    accounts = usecases.billing_accounts(billing_account)
     now = usecases.utcnow()
-    export = usecases.focus_export(since=parse_since(since, now), tags=parse_tags(tag), granularity=granularity.value,
-                                   billing_accounts=accounts, now=now, say=say)
+    since_at, tags = parse_since(since, now), parse_tags(tag)
     if fmt is None:
         fmt = FocusFormat.json if out is not None and out.suffix.lower() == ".json" else FocusFormat.csv
-    if fmt is FocusFormat.json:
-        text, n = F.focus_json(export.rows)
+    server = usecases.team_server()
+    if server is not None:
+        shown = server.focus(since=since, granularity=granularity.value, tags=tag, fmt=fmt.value,
+                             billing_accounts=billing_account)
+        for line in shown["warnings"]:
+            say(line)
+        text, n, where = shown["text"], shown["count"], shown["ledger"]
     else:
-        buf = io.StringIO()
-        n = F.write_focus_csv(export.rows, buf)
-        text = buf.getvalue()
+        export = usecases.focus_export(since=since_at, tags=tags, granularity=granularity.value,
+                                       billing_accounts=accounts, now=now, say=say)
+        text, n = F.focus_text(export.rows, fmt.value)
+        where = str(export.ledger_path)
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -131,7 +119,7 @@ def focus(
     header = "header only" if fmt is FocusFormat.csv else "an empty array"
     what = (f"{n:,} FOCUS {F.FOCUS_VERSION} {noun(n, 'row')}" if n
             else f"no charges ({header}, FOCUS {F.FOCUS_VERSION})")
-    say(f"{what} from {export.ledger_path}{' to ' + str(out) if out else ''}; all money in USD")
+    say(f"{what} from {where}{' to ' + str(out) if out else ''}; all money in USD")
 
 
 def register(report: typer.Typer, export: typer.Typer) -> None:

@@ -504,10 +504,19 @@ class Runner:
                 self._end(run_id, n, "no-capacity", message, kind=EventKind.LAUNCH_FAILED, state=RunState.LAUNCHING)
                 self._teardown(run_id, handle, n)
                 return "capacity"
-            if self.ledger.run(run_id).state == RunState.CANCELLED:  # `gpuarb down` from another process
-                self._end(run_id, n, "cancelled", "cancelled by gpuarb down", kind=EventKind.CANCELLED)
+            recorded = self.ledger.run(run_id)
+            if recorded.state == RunState.CANCELLED:  # `gpuarb down` from another process
+                self._end(run_id, n, "cancelled", recorded.message or "cancelled by gpuarb down",
+                          kind=EventKind.CANCELLED)
                 self._teardown(run_id, handle, n)
                 return RunState.CANCELLED
+            if recorded.state == RunState.BUDGET_STOPPED:  # the team server's breaker: a team cap was reached
+                self.say(recorded.message)
+                self._stop(handle)
+                self._end(run_id, n, "budget-stopped", recorded.message, kind=EventKind.BUDGET_STOPPED,
+                          restarts=seen_restarts)
+                self._teardown(run_id, handle, n)
+                return RunState.BUDGET_STOPPED
             if status.restarts > seen_restarts:  # a managed job recovered on its own
                 for _ in range(status.restarts - seen_restarts):
                     self._record(run_id, EventKind.PREEMPTED, status.message or "preempted; the backend is recovering",

@@ -349,3 +349,14 @@ def focus_json(rows: Iterable[Mapping[str, object]]) -> tuple[str, int]:
             fields.append(f"    {json.dumps(c)}: {text}")
         items.append("  {\n" + ",\n".join(fields) + "\n  }")
     return ("[\n" + ",\n".join(items) + "\n]\n" if items else "[]\n"), len(items)
+
+
+def focus_text(rows: Iterable[Mapping[str, object]], fmt: str) -> tuple[str, int]:
+    """The FOCUS export as `gpuarb export focus --format FMT` writes it (csv or json) and its row count."""
+    if fmt == "json":
+        return focus_json(rows)
+    import io
+
+    buf = io.StringIO()
+    n = write_focus_csv(rows, buf)
+    return buf.getvalue(), n

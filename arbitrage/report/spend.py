@@ -434,3 +434,19 @@ def spend_table(report: SpendReport) -> TextTable:
     for g in report.groups:
         table.add_row(*group_cells(g))
     return table
+
+
+def spend_output(report: SpendReport, fmt: str, where: str) -> str:
+    """What `gpuarb report spend --format FMT` prints for a report, exactly (the CLI and the team server both
+    send this)."""
+    if fmt == "json":
+        return spend_json(report, where) + "\n"
+    if fmt == "csv":
+        return spend_csv(report)
+    if fmt == "markdown":
+        return spend_markdown(report, where)
+    parts = [str(spend_table(report))]
+    if report.unit_costs:
+        parts.append(str(unit_cost_table(report)))
+    parts += notes(report, where)
+    return "\n".join(parts) + "\n"
