@@ -3,8 +3,8 @@
 Sections: quality (plan quality vs baselines and the brute-force optimum), spot (spot with deadlines, simulated),
 cli (gpuarb start-up and planning speed), sky (SkyPilot offline, for comparison), scaling (planner on 10k-1M
 offers), refresh (concurrent live refresh), realistic (expert checks on bench/jobs/), fuzz (malformed specs,
-command lines and state files). With --only, the named sections are replaced in the existing file and the others
-kept.
+command lines and state files), server (the team server: 200 submissions, a replica killed, two replicas).
+With --only, the named sections are replaced in the existing file and the others kept.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ def _sections(args: argparse.Namespace) -> dict[str, tuple[str, Callable[[], str
         from bench import fuzz
         return fuzz.run(seed=args.seed)
 
+    def server() -> str:
+        from bench import server
+        return server.run()
+
     return {
         "quality": ("## Plan quality", quality),
         "spot": ("## Spot with deadlines", spot),
@@ -68,6 +72,7 @@ def _sections(args: argparse.Namespace) -> dict[str, tuple[str, Callable[[], str
         "refresh": ("## Live refresh: six providers, concurrently", refresh),
         "realistic": ("## Realistic jobs", realistic),
         "fuzz": ("## Bad input (fuzzing)", fuzz),
+        "server": ("## Team server under load and faults", server),
     }
 
 
@@ -121,7 +126,7 @@ def _split(text: str) -> tuple[str, dict[str, str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="",
-                        help="comma-separated sections: quality,spot,cli,sky,scaling,refresh,realistic,fuzz")
+                        help="comma-separated sections: quality,spot,cli,sky,scaling,refresh,realistic,fuzz,server")
     parser.add_argument("--runs", type=int, default=7, help="process runs per timed gpuarb command")
     parser.add_argument("--jobs", type=int, default=40, help="jobs in the plan-quality suite")
     parser.add_argument("--samples", type=int, default=8, help="trace windows per trace and job in the spot sim")
