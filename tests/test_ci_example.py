@@ -41,3 +41,14 @@ def test_every_command_and_option_in_the_workflow_exists():
         for word in call[1:]:
             if word.startswith("-"):
                 assert word in known, f"gpuarb {call[0]} has no option {word}"
+
+
+def test_merges_submit_to_the_team_server_with_only_a_ci_token():
+    doc = yaml.safe_load(WORKFLOW.read_text())
+    train = doc["jobs"]["train"]
+    envs = {k: v for step in train["steps"] for k, v in (step.get("env") or {}).items()}
+    assert set(envs) == {"GPUARB_SERVER", "GPUARB_TOKEN", "GPUARB_IDEMPOTENCY_KEY"}  # no cloud credentials
+    assert envs["GPUARB_TOKEN"] == "${{ secrets.GPUARB_TOKEN }}"
+    assert "github.run_id" in envs["GPUARB_IDEMPOTENCY_KEY"] and "run_attempt" not in envs["GPUARB_IDEMPOTENCY_KEY"]
+    runs = [c for c in _gpuarb_calls() if c[0] == "run"]
+    assert runs and all("--detach" in c for c in runs)
