@@ -549,8 +549,7 @@ def ledger_history(now: datetime) -> tuple[dict[Any, Any], Path | str | None]:
 
     if os.environ.get("GPUARB_DATABASE_URL", "").strip():
         ledger = open_ledger()
-        runs: list[Any] = [(ledger.placements(r.id), ledger.attempts(r.id)) for r in ledger.runs()]
-        return observations(runs, now), ledger.path
+        return observations(ledger.spot_history(), now), ledger.path
     path = paths.ledger_file()
     if not path.is_file():
         return {}, None

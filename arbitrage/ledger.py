@@ -546,9 +546,12 @@ class Ledger:
 
     def placements(self, run_id: str) -> list[PlacementRow]:
         """The run's planned placements, best first (rows that do not parse are skipped and reported)."""
+        rows = self._rows(sa.select(T_PLACEMENTS).where(T_PLACEMENTS.c.run_id == run_id).order_by(T_PLACEMENTS.c.rank))
+        return self._parsed_placements(rows)
+
+    def _parsed_placements(self, rows: Sequence[Any]) -> list[PlacementRow]:
         out = []
-        for r in self._rows(sa.select(T_PLACEMENTS).where(T_PLACEMENTS.c.run_id == run_id)
-                            .order_by(T_PLACEMENTS.c.rank)):
+        for r in rows:
             try:
                 values = {k: v for k, v in r.items() if not k.endswith("micro_usd") and k != "micro_usd_per_hour"}
                 values.update({name: _money(r[column]) for name, column in _PLACEMENT_MONEY})
@@ -564,9 +567,13 @@ class Ledger:
     def attempts(self, run_id: str) -> list[AttemptRow]:
         """The run's launch attempts in order (rows that do not parse, or whose placement does not, are skipped and
         reported: an attempt is billed at its placement's price)."""
-        out = []
         ranks = {p.rank for p in self.placements(run_id)}
-        for r in self._rows(sa.select(T_ATTEMPTS).where(T_ATTEMPTS.c.run_id == run_id).order_by(T_ATTEMPTS.c.n)):
+        rows = self._rows(sa.select(T_ATTEMPTS).where(T_ATTEMPTS.c.run_id == run_id).order_by(T_ATTEMPTS.c.n))
+        return self._parsed_attempts(rows, ranks)
+
+    def _parsed_attempts(self, rows: Sequence[Any], ranks: set[int]) -> list[AttemptRow]:
+        out = []
+        for r in rows:
             if r["rank"] not in ranks:
                 self._skip(f"attempts row {r['run_id']!r} #{r['n']}", ValueError(f"no placement #{r['rank']}"))
                 continue
@@ -581,6 +588,24 @@ class Ledger:
                     restarts=_count(r["restarts"])))
             except (ValueError, TypeError) as exc:
                 self._skip(f"attempts row {r['run_id']!r} #{r['n']}", exc)
+        return out
+
+    def spot_history(self) -> list[tuple[list[PlacementRow], list[AttemptRow]]]:
+        """(placements, attempts) of every run with a spot placement, in two queries (what the planner learns
+        spot preemption rates from; a server database holds many runs)."""
+        spot_runs = sa.select(T_PLACEMENTS.c.run_id).where(T_PLACEMENTS.c.spot == 1)
+        placements: dict[str, list[Any]] = {}
+        for r in self._rows(sa.select(T_PLACEMENTS).where(T_PLACEMENTS.c.run_id.in_(spot_runs))
+                            .order_by(T_PLACEMENTS.c.run_id, T_PLACEMENTS.c.rank)):
+            placements.setdefault(r["run_id"], []).append(r)
+        attempts: dict[str, list[Any]] = {}
+        for r in self._rows(sa.select(T_ATTEMPTS).where(T_ATTEMPTS.c.run_id.in_(spot_runs))
+                            .order_by(T_ATTEMPTS.c.run_id, T_ATTEMPTS.c.n)):
+            attempts.setdefault(r["run_id"], []).append(r)
+        out = []
+        for run_id, rows in placements.items():
+            parsed = self._parsed_placements(rows)
+            out.append((parsed, self._parsed_attempts(attempts.get(run_id, []), {p.rank for p in parsed})))
         return out
 
     def events(self, run_id: str, *, after: int = 0) -> list[EventRow]:

@@ -283,3 +283,24 @@ def test_the_plan_reads_spot_history_from_the_file_as_the_ledger_does_without_im
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
     assert out.stderr.strip().endswith("CLEAN"), out.stderr[-2000:]
     assert "p5.48xlarge" in out.stdout or "H100" in out.stdout
+
+
+def test_the_spot_history_in_two_queries_is_what_the_per_run_readers_give(database_url):
+    from arbitrage.spotrisk import observations
+
+    with L.Ledger.open(database_url) as ledger:
+        on_demand = {**PLACEMENT, "spot": False}
+        for i in range(4):
+            run_id = ledger.create_run(name=f"j{i}", spec_path="/j.yaml", spec_text="name: j", backend="skypilot",
+                                       now=NOW + timedelta(hours=i),
+                                       placements=[PLACEMENT if i % 2 == 0 else on_demand, on_demand], tags={},
+                                       budget_total_usd=None, budget_hourly_usd=None)
+            n = ledger.start_attempt(run_id, 0, lambda k, r=run_id: f"c-{r}-{k}", NOW + timedelta(hours=i))
+            ledger.attempt_launched(run_id, n, {"backend": "skypilot"}, NOW + timedelta(hours=i), "up")
+            ledger.end_attempt(run_id, n, "preempted", NOW + timedelta(hours=i, minutes=30), "p",
+                               kind=EventKind.PREEMPTED)
+        per_run = [(ledger.placements(r.id), ledger.attempts(r.id)) for r in ledger.runs()]
+        batched = ledger.spot_history()
+        assert len(batched) == 2  # only the runs that had a spot placement
+        later = NOW + timedelta(days=1)
+        assert observations(batched, later) == observations(per_run, later)
