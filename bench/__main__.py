@@ -161,7 +161,7 @@ def main() -> int:
         "# Benchmarks\n\n"
         "Regenerate everything with `python -m bench` from the repository root (after `pip install -e '.[test]'`; "
         "the duration of the last run is below, most of it SkyPilot's start-up), or one section with "
-        "`python -m bench --only <section>` (quality, spot, cli, sky, scaling, refresh, realistic, fuzz). Each "
+        "`python -m bench --only <section>` (quality, spot, cli, sky, scaling, refresh, realistic, fuzz, server). Each "
         "section names the command and the code behind its tables.\n\n"
         f"Last run: `{command}` on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, commit "
         f"{_git_commit()}; {machine()}; load average {load:.1f} at the start; took {elapsed:.0f} s "

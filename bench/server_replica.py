@@ -20,8 +20,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=64)
     args = parser.parse_args()
     backend = FileBackend(args.state, args.seconds)
-    config = ServerConfig(backend="skypilot", workers=args.workers, poll_seconds=0.5, heartbeat_seconds=1.0,
-                          stale_seconds=4.0, claim_seconds=0.25, budget_seconds=30.0,
+    # Shorter than a real server's cadence (poll 10 s, heartbeat 10 s, stale 60 s) so the bench ends in minutes.
+    config = ServerConfig(backend="skypilot", workers=args.workers, poll_seconds=2.0, heartbeat_seconds=2.0,
+                          stale_seconds=8.0, claim_seconds=0.5, budget_seconds=30.0,
                           backend_factory=lambda name: backend)
     uvicorn.run(create_app(config), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
