@@ -1896,6 +1896,20 @@ def price_list_record(facts: Facts, *, gpus: Sequence[str] = (), count: int | No
     return doc
 
 
+def price_output(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = None, spot: bool | None = None,
+                 providers: Sequence[str] = (), regions: Sequence[str] = (), source: Source | None = None,
+                 strict: bool = False, limit: int | None = None, quarantined: bool = False,
+                 fmt: str = "table") -> tuple[str, GpuarbError | None]:
+    """The server's `gpuarb prices`: what the CLI prints for the query, and the error it ends with."""
+    from arbitrage import render
+    from arbitrage.params import canonical_gpus, check_providers
+
+    found = find_prices(facts, gpus=canonical_gpus(list(gpus), facts), count=count, spot=spot,
+                        providers=check_providers(list(providers)), regions=list(regions), source=source,
+                        strict=strict, quarantined=quarantined)
+    return render.prices_output(found, fmt, limit)
+
+
 def team_monthly_spend(team: str, months: int = 6, now: datetime | None = None) -> list[dict[str, Any]]:
     """A team's spend per calendar month (UTC), the last ``months`` months, oldest first: compute clipped to each
     month plus the egress of the runs created in it."""

@@ -114,6 +114,20 @@ class Client:
         error = body.get("error")
         return body["text"], None if error is None else _error_from({"error": error}, 200, self.url)
 
+    def prices(self, *, gpus: Sequence[str] = (), count: int | None = None, spot: bool | None = None,
+               providers: Sequence[str] = (), regions: Sequence[str] = (), fmt: str = "table",
+               source: str | None = None, strict: bool = False, limit: int | None = None,
+               quarantined: bool = False) -> tuple[str, GpuarbError | None]:
+        """`gpuarb prices` on the server: what to print, and the error to end with."""
+        params: list[tuple[str, Any]] = [("format", fmt), ("strict", strict), ("quarantined", quarantined)]
+        params += [("gpu", g) for g in gpus] + [("provider", p) for p in providers] + [("region", r) for r in regions]
+        for key, value in (("count", count), ("spot", spot), ("source", source), ("limit", limit)):
+            if value is not None:
+                params.append((key, value))
+        body = self._call("GET", "/prices", params=params)
+        error = body.get("error")
+        return body["text"], None if error is None else _error_from({"error": error}, 200, self.url)
+
     def submit(self, spec_text: str, spec_name: str, *, backend: str | None = None,
                idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}

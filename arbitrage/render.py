@@ -8,13 +8,16 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arbitrage.catalog import age_days, age_label, is_stale
 from arbitrage.costmodel import CostBreakdown
 from arbitrage.offers import Offer
 from arbitrage.planner import BUDGET_REASONS, Choice, Plan
 from arbitrage.plural import noun, plural
+
+if TYPE_CHECKING:
+    from arbitrage.errors import GpuarbError
 
 # The age past which a price is flagged stale when the caller gives none (arbitrage/data/assumptions.toml).
 DEFAULT_STALE_DAYS = 90.0
@@ -601,3 +604,51 @@ def plan_text(result: Any, top: int, catalog: dict[str, Any], wide: bool = False
     lines.append(f"Prices: {provenance_line(catalog)}")
     out.append("\n".join(lines))
     return "\n".join(out)
+
+
+def prices_output(found: Any, fmt: str, limit: int | None) -> tuple[str, GpuarbError | None]:
+    """What `gpuarb prices --format FMT` prints for a price query (``app.PriceList``), and the error it ends with
+    (nothing matched: NothingFeasible, saying which filter emptied it). The CLI and the team server both send
+    this."""
+    from arbitrage.errors import NothingFeasible
+
+    if found.quarantined is not None:
+        return _quarantined_output(found, fmt), None
+    matching = found.offers
+    if limit is None:
+        limit = 30 if fmt in ("table", "markdown") else 0
+    shown = matching[:limit] if limit else matching
+    when, stale, empty = found.now, found.stale_days, found.empty
+    if fmt == "json":
+        doc = json.loads(prices_json(shown, len(matching), when, stale))
+        doc["empty_reason"] = empty.reason if empty else None
+        doc["filter_counts"] = [c.record() for c in empty.counts] if empty else None
+        text = json.dumps(doc, indent=2) + "\n"
+    elif fmt == "csv":
+        text = prices_csv(shown, when, stale)
+    elif fmt == "markdown":
+        text = prices_markdown(shown, len(matching), when, stale)
+        if empty:  # a pull-request comment says why it is empty, too
+            text += f"\n{empty.reason[0].upper()}{empty.reason[1:]}.\n"
+    else:
+        spot = found.spot
+        option = "spot" if spot else "on-demand" if spot is False else "on-demand (spot where no on-demand)"
+        title = (f"{plural(len(matching), 'offer')}, cheapest {option} $/GPU-hour first (USD, per hour; age of each "
+                 f"price, stale after {stale:g} {noun(stale, 'day')})")
+        text = f"{prices_table(shown, len(matching), title, when, stale)}\n"
+    return text, None if empty is None else NothingFeasible(empty.reason)
+
+
+def _quarantined_output(found: Any, fmt: str) -> str:
+    """The set-aside prices (an empty list is a good answer, not a failure)."""
+    items = found.quarantined or []
+    if fmt == "json":
+        return quarantine_json(items, found.now, found.stale_days) + "\n"
+    if fmt == "csv":
+        return quarantine_csv(items, found.now, found.stale_days)
+    if fmt == "markdown":
+        return quarantine_markdown(items)
+    title = (f"{plural(len(items), 'price')} set aside by the quality gate (providers/quality.py), USD"
+             if items else "No price matching these filters was set aside by the quality gate")
+    return f"{quarantine_table(items, title)}\n"
+

@@ -116,3 +116,16 @@ def test_a_refused_token_and_a_missing_server_are_one_line_errors(served):
     assert bad_url.exit_code == 2 and "GPUARB_SERVER: expected the server's URL" in bad_url.stderr
     gone = cli({**env, "GPUARB_SERVER": f"http://127.0.0.1:{free_port()}"}, "status")
     assert gone.exit_code == 1 and "cannot reach the gpuarb server" in gone.stderr and gone.stderr.endswith("\n")
+
+
+def test_prices_through_the_server_print_what_local_prices_print(served):
+    env, _ = served
+    for args in (["prices", "--gpu", "H100", "--count", "8"], ["prices", "--gpu", "L4", "--format", "csv"],
+                 ["prices", "--gpu", "A100*", "--format", "markdown", "--limit", "3"], ["prices", "--quarantined"],
+                 ["prices", "--gpu", "H100", "--provider", "hyperbolic", "--count", "8"]):
+        local, remote = cli(None, *args), cli(env, *args)
+        assert (remote.exit_code, remote.stdout) == (local.exit_code, local.stdout), args
+    empty = cli(env, "prices", "--gpu", "H100", "--provider", "hyperbolic", "--count", "8")
+    assert empty.exit_code == 3 and "no offer matches these filters" in empty.stderr
+    unknown = cli(env, "prices", "--gpu", "H10")
+    assert unknown.exit_code == 2 and "did you mean H100?" in unknown.stderr

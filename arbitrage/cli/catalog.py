@@ -17,9 +17,7 @@ from arbitrage.cli.common import (
     guarded,
     say,
 )
-from arbitrage.errors import NothingFeasible
 from arbitrage.params import MAX_GPUS_PER_NODE, MAX_ROWS
-from arbitrage.plural import noun, plural
 
 
 @guarded
@@ -51,55 +49,19 @@ def prices(
     from arbitrage.params import canonical_gpus, check_providers, parse_now
 
     facts = usecases.load_facts()
-    found = usecases.find_prices(facts, gpus=canonical_gpus(gpu, facts), count=count, spot=spot,
-                                 providers=check_providers(provider), regions=region, source=source, say=say,
-                                 now=parse_now(now, usecases.utcnow()), quarantined=quarantined, strict=strict)
-    if found.quarantined is not None:
-        _print_quarantined(found, fmt)
-        return
-    matching = found.offers
-    if limit is None:
-        limit = 30 if fmt in (DataFormat.table, DataFormat.markdown) else 0
-    shown = matching[:limit] if limit else matching
-    when, stale = found.now, found.stale_days
-    empty = found.empty
-    if fmt is DataFormat.json:
-        import json
-
-        doc = json.loads(render.prices_json(shown, len(matching), when, stale))
-        doc["empty_reason"] = empty.reason if empty else None
-        doc["filter_counts"] = [c.record() for c in empty.counts] if empty else None
-        typer.echo(json.dumps(doc, indent=2))
-    elif fmt is DataFormat.csv:
-        typer.echo(render.prices_csv(shown, when, stale), nl=False)
-    elif fmt is DataFormat.markdown:
-        typer.echo(render.prices_markdown(shown, len(matching), when, stale), nl=False)
-        if empty:  # a pull-request comment says why it is empty, too
-            typer.echo(f"\n{empty.reason[0].upper()}{empty.reason[1:]}.")
+    server = usecases.team_server() if now is None else None
+    if server is not None:  # the server's prices (its live sources and credentials)
+        text, error = server.prices(gpus=gpu, count=count, spot=spot, providers=check_providers(provider),
+                                    regions=region, fmt=fmt.value, source=None if source is None else source.value,
+                                    strict=strict, limit=limit, quarantined=quarantined)
     else:
-        option = "spot" if spot else "on-demand" if spot is False else "on-demand (spot where no on-demand)"
-        title = (f"{plural(len(matching), 'offer')}, cheapest {option} $/GPU-hour first (USD, per hour; age of each "
-                 f"price, stale after {stale:g} {noun(stale, 'day')})")
-        typer.echo(render.prices_table(shown, len(matching), title, when, stale))
-    if empty is not None:
-        raise NothingFeasible(empty.reason)
-
-
-def _print_quarantined(found: usecases.PriceList, fmt: DataFormat) -> None:
-    """The set-aside prices (an empty list is a good answer, not a failure)."""
-    from arbitrage import render
-
-    items = found.quarantined or []
-    if fmt is DataFormat.json:
-        typer.echo(render.quarantine_json(items, found.now, found.stale_days))
-    elif fmt is DataFormat.csv:
-        typer.echo(render.quarantine_csv(items, found.now, found.stale_days), nl=False)
-    elif fmt is DataFormat.markdown:
-        typer.echo(render.quarantine_markdown(items), nl=False)
-    else:
-        title = (f"{plural(len(items), 'price')} set aside by the quality gate (providers/quality.py), USD"
-                 if items else "No price matching these filters was set aside by the quality gate")
-        typer.echo(render.quarantine_table(items, title))
+        found = usecases.find_prices(facts, gpus=canonical_gpus(gpu, facts), count=count, spot=spot,
+                                     providers=check_providers(provider), regions=region, source=source, say=say,
+                                     now=parse_now(now, usecases.utcnow()), quarantined=quarantined, strict=strict)
+        text, error = render.prices_output(found, fmt.value, limit)
+    typer.echo(text, nl=False)
+    if error is not None:
+        raise error
 
 
 @guarded

@@ -210,13 +210,10 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     @api.post(f"{API}/plan")
     def plan(body: PlanBody, who: Who) -> dict[str, Any]:
-        from arbitrage.params import Source
-
         fmt = _choice(body.format, ("table", "json"), "format")
-        source = None if body.source is None else Source(_choice(body.source, tuple(s.value for s in Source),
-                                                                  "source"))
         text, verdict = usecases.plan_text(body.spec_text, body.spec_name, facts, objective=_objective(body),
-                                           source=source, top=body.top, fmt=fmt, wide=body.wide, strict=body.strict)
+                                           source=_source(body.source), top=body.top, fmt=fmt, wide=body.wide,
+                                           strict=body.strict)
         return {"text": text, "error": None if verdict is None else error_body(verdict)["error"]}
 
     @api.post(f"{API}/runs")
@@ -289,8 +286,21 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     @api.get(f"{API}/prices")
     def prices(who: Who, gpu: Annotated[list[str], Query()] = (),  # type: ignore[assignment]
-               count: int | None = None, spot: bool | None = None) -> dict[str, Any]:
-        return usecases.price_list_record(facts, gpus=list(gpu), count=count, spot=spot)
+               count: Annotated[int | None, Query(ge=1, le=64)] = None, spot: bool | None = None,
+               provider: Annotated[list[str], Query()] = (),  # type: ignore[assignment]
+               region: Annotated[list[str], Query()] = (),  # type: ignore[assignment]
+               format: str | None = None, source: str | None = None, strict: bool = False,
+               limit: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+               quarantined: bool = False) -> dict[str, Any]:
+        """Without ``format``: the price list document (`gpuarb prices --format json`); with it, what the CLI
+        prints in that format and the error it ends with."""
+        if format is None:
+            return usecases.price_list_record(facts, gpus=list(gpu), count=count, spot=spot)
+        text, error = usecases.price_output(
+            facts, gpus=list(gpu), count=count, spot=spot, providers=list(provider), regions=list(region),
+            source=_source(source), strict=strict, limit=limit, quarantined=quarantined,
+            fmt=_choice(format, ("table", "json", "csv", "markdown"), "format"))
+        return {"text": text, "error": None if error is None else error_body(error)["error"]}
 
     @api.get(f"{API}/budgets")
     def budgets(who: Who) -> dict[str, Any]:
@@ -381,6 +391,12 @@ def _choice(value: str, allowed: tuple[str, ...], name: str) -> str:
     if value not in allowed:
         raise UsageError(f"{name}: {value[:40]!r} is not one of {', '.join(allowed)}")
     return value
+
+
+def _source(value: str | None) -> Any:
+    from arbitrage.params import Source
+
+    return None if value is None else Source(_choice(value, tuple(s.value for s in Source), "source"))
 
 
 def _objective(body: SpecBody) -> Any:
