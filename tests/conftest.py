@@ -183,3 +183,15 @@ def wait_for(predicate: Any, timeout: float, what: str) -> Any:
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
+
+def local_cpu_job(folder: Path, steps: int, every: int) -> Path:
+    """jobspecs/local-cpu-example.yaml written to ``folder``, training ``steps`` steps of 0.15 s with a checkpoint
+    every ``every`` (its workdir pointed at this repository)."""
+    spec = (ROOT / "jobspecs" / "local-cpu-example.yaml").read_text()
+    spec = spec.replace("workdir: ..", f"workdir: {ROOT}").replace(
+        "--steps 300 --step-seconds 0.1 --checkpoint-every 20",
+        f"--steps {steps} --step-seconds 0.15 --checkpoint-every {every}")
+    job = folder / "job.yaml"
+    job.write_text(spec)
+    return job
+

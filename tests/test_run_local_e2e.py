@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, gpuarb_process, wait_for
+from conftest import gpuarb_process, local_cpu_job, wait_for
 
 pytestmark = pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("ray", "aiohttp", "torch")),
@@ -24,12 +24,7 @@ STEPS, EVERY = 120, 20
 
 
 def test_detached_local_run_survives_a_kill_and_resumes_from_its_checkpoint(tmp_path: Path) -> None:
-    spec = (ROOT / "jobspecs" / "local-cpu-example.yaml").read_text()
-    spec = spec.replace("workdir: ..", f"workdir: {ROOT}").replace(
-        "--steps 300 --step-seconds 0.1 --checkpoint-every 20",
-        f"--steps {STEPS} --step-seconds 0.15 --checkpoint-every {EVERY}")
-    job = tmp_path / "job.yaml"
-    job.write_text(spec)
+    job = local_cpu_job(tmp_path, STEPS, EVERY)
     data = tmp_path / "data"
     env = {**os.environ, "GPUARB_DATA_DIR": str(data), "GPUARB_SOURCE": "snapshot"}
 

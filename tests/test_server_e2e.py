@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, _postgres_database, free_port, gpuarb_process, wait_for
+from conftest import ROOT, _postgres_database, free_port, gpuarb_process, local_cpu_job, wait_for
 
 pytestmark = pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("ray", "aiohttp", "torch", "fastapi", "uvicorn")),
@@ -61,12 +61,7 @@ def server_database(tmp_path: Path):
 
 
 def test_a_ci_submission_outlives_its_runner_and_a_server_kill(tmp_path: Path, server_database: str) -> None:
-    spec = (ROOT / "jobspecs" / "local-cpu-example.yaml").read_text()
-    spec = spec.replace("workdir: ..", f"workdir: {ROOT}").replace(
-        "--steps 300 --step-seconds 0.1 --checkpoint-every 20",
-        f"--steps {STEPS} --step-seconds 0.15 --checkpoint-every {EVERY}")
-    job = tmp_path / "job.yaml"
-    job.write_text(spec)
+    job = local_cpu_job(tmp_path, STEPS, EVERY)
     data = tmp_path / "server-data"
     port = free_port()
     server_env = {**os.environ, "GPUARB_DATA_DIR": str(data), "GPUARB_SOURCE": "snapshot",
