@@ -56,8 +56,11 @@ def replace(obj: Any, **changes: Any) -> Any:
 # unless a test asks for another source explicitly.
 os.environ.setdefault("GPUARB_SOURCE", "snapshot")
 os.environ.setdefault("GPUARB_CACHE_DIR", tempfile.mkdtemp(prefix="gpuarb-test-cache-"))
-# The run ledger and local-backend state likewise stay out of the user's data dir.
+# The run ledger and local-backend state likewise stay out of the user's data dir, and out of any team server or
+# database the developer's shell points at (tests that want one set these themselves).
 os.environ.setdefault("GPUARB_DATA_DIR", tempfile.mkdtemp(prefix="gpuarb-test-data-"))
+for _name in ("GPUARB_DATABASE_URL", "GPUARB_SERVER", "GPUARB_TOKEN", "GPUARB_IDEMPOTENCY_KEY"):
+    os.environ.pop(_name, None)
 
 
 def fetch_ctx(provider: str, server: Any = None, **overrides: Any) -> Any:

@@ -129,3 +129,43 @@ def test_prices_through_the_server_print_what_local_prices_print(served):
     assert empty.exit_code == 3 and "no offer matches these filters" in empty.stderr
     unknown = cli(env, "prices", "--gpu", "H10")
     assert unknown.exit_code == 2 and "did you mean H100?" in unknown.stderr
+
+
+@pytest.fixture
+def supervising(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A server whose workers supervise with the FakeBackend: the first job succeeds, the second fails."""
+    from arbitrage.launch.backend import JobState, JobStatus
+    from arbitrage.launch.fake import FakeBackend
+
+    monkeypatch.setenv("GPUARB_DATABASE_URL", database_url)
+    monkeypatch.setenv("GPUARB_DATA_DIR", str(tmp_path / "server-data"))
+    token = usecases.issue_token("ml", "github-ci", "ci").token
+    running = JobStatus(JobState.RUNNING)
+    backend = FakeBackend(scripts=[[running, JobStatus(JobState.SUCCEEDED, message="exit 0")],
+                                   [running, JobStatus(JobState.FAILED, message="exit 3: CUDA out of memory")]])
+    config = ServerConfig(backend_factory=lambda name: backend, poll_seconds=0.05, heartbeat_seconds=0.5,
+                          claim_seconds=0.05)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning",
+                                           ws="none"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield {"GPUARB_SERVER": f"http://127.0.0.1:{port}", "GPUARB_TOKEN": token}, backend
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_run_without_detach_follows_the_server_run_to_its_end_and_exits_as_a_local_run_would(supervising):
+    env, backend = supervising
+    done = cli(env, "run", str(JOB), "--poll-seconds", "0.1")
+    assert done.exit_code == 0, done.output
+    assert "supervised by http://127.0.0.1:" in done.stderr and "finished: exit 0" in done.stderr
+    assert done.stdout.startswith("run ") and "succeeded; spent $" in done.stdout
+    failed = cli(env, "run", str(JOB), "--poll-seconds", "0.1", "--format", "json")
+    assert failed.exit_code == 5, failed.output  # the job's own failure, as locally
+    doc = json.loads(failed.stdout)
+    assert doc["state"] == "failed" and "CUDA out of memory" in doc["message"]
+    assert len(backend.launched) == 2 and len(backend.torn_down) == 2
