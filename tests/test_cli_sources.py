@@ -409,10 +409,13 @@ def test_offline_is_said_in_full_once_then_in_one_short_line_until_a_fetch_succe
     assert not (cache_dir / "offline-state.json").exists()  # every provider reachable: no state left
 
 
-def _ctx(cache_dir: Path, server: HTTPServer | None, now: datetime = T0, url: str | None = None) -> FetchContext:
+def _ctx(cache_dir: Path, server: HTTPServer | None, now: datetime = T0, url: str | None = None,
+         timeout_s: float = 5.0) -> FetchContext:
+    """A context for azure alone; a generous timeout, so a loaded CI machine never turns an answer into a
+    timeout (the timeout test asks for a short one)."""
     base = url or (server.url_for("").rstrip("/") if server else closed_url())
     return FetchContext(facts=load_facts(), now=now, env={"GPUARB_CACHE_DIR": str(cache_dir)},
-                        endpoints={"azure": base}, retries=1, backoff_s=0.01, max_backoff_s=0.02, timeout_s=0.3)
+                        endpoints={"azure": base}, retries=1, backoff_s=0.01, max_backoff_s=0.02, timeout_s=timeout_s)
 
 
 def _say(cache_dir: Path, mode: str, ctx: FetchContext, **kw: Any) -> list[str]:
@@ -425,7 +428,7 @@ def test_a_timeout_is_a_pause_too_and_a_change_of_failure_is_said_in_full(tmp_pa
     from conftest import slow_response
 
     httpserver.expect_request(azure.PATH).respond_with_handler(slow_response(1.0))
-    ctx = _ctx(tmp_path, httpserver)
+    ctx = _ctx(tmp_path, httpserver, timeout_s=0.3)
     first = _say(tmp_path, "live", ctx)
     assert len(first) == 1 and "timed out after 0.3s" in first[0]
     assert cache.read_offline(tmp_path)["azure"].kind == "timeout"

@@ -327,3 +327,14 @@ def test_the_breaker_stops_a_supervised_run_and_its_worker_tears_the_cluster_dow
     assert server.backend.torn_down == [attempt.cluster_name] and server.backend.cancelled == [attempt.cluster_name]
     assert attempt.outcome == "budget-stopped" and ledger.run(run_id).state == RunState.BUDGET_STOPPED
     assert ledger.check() == []
+
+
+def test_the_openapi_schema_describes_the_api_and_needs_no_token(server):
+    schema = server.client.get("/openapi.json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {"/api/v1/runs", "/api/v1/runs/{ref}", "/api/v1/runs/{ref}/stop", "/api/v1/runs/{ref}/logs",
+            "/api/v1/plan", "/api/v1/spend", "/api/v1/export/focus", "/api/v1/prices", "/api/v1/budgets",
+            "/api/v1/whoami", "/api/v1/audit"} <= set(paths)
+    assert not any(p.startswith(("/login", "/runs/", "/spend")) for p in paths)  # pages are not the API
+    assert server.client.get("/api/v1/nothing-here", headers=server.h("ml-ci")).status_code == 404
