@@ -911,7 +911,7 @@ def submit_run(prepared: PreparedRun, backend: str, ledger: Ledger) -> str:
 
 def record_run(prepared: PreparedRun, backend: str, ledger: Ledger, *, team: str | None = None,
                submitted_by: str | None = None, idempotency_key: str | None = None,
-               supervised_here: bool = True) -> str:
+               supervised_here: bool = True, spec_sealed: str | None = None) -> str:
     """Record a prepared run; ``supervised_here``: this process watches it (the CLI), else a server worker will
     claim it. The ledger keeps the job file with its ``secrets`` and key-like ``envs`` values redacted
     (specfile.redact_secrets)."""
@@ -933,7 +933,8 @@ def record_run(prepared: PreparedRun, backend: str, ledger: Ledger, *, team: str
         supervisor_pid=os.getpid() if supervised_here else None,
         supervisor_host=_hostname() if supervised_here else None,
         message=f"planned from {prepared.path}" + (f", submitted by {submitted_by}" if submitted_by else ""),
-        planned_data=risk, team=team, submitted_by=submitted_by, idempotency_key=idempotency_key)
+        planned_data=risk, team=team, submitted_by=submitted_by, idempotency_key=idempotency_key,
+        spec_sealed=spec_sealed)
 
 
 def detach_run(ledger: Ledger, run_id: str, backend: str, ray_address: str | None, options: RunOptions,
@@ -1810,16 +1811,18 @@ def submit_for_team(principal: Principal, spec_text: str, spec_name: str, facts:
         earlier = ledger.run_by_key(principal.team, idempotency_key)
         if earlier is not None:
             return Submitted(run_summary(ledger, earlier), created=False)
-    if redact_secrets(spec_text) != spec_text:
-        raise UsageError(f"{spec_name}: the team server keeps no secret values (secrets:, key-like envs:); remove "
-                         "them from the job file and give them to the cluster another way")
+    sealed = None
+    if redact_secrets(spec_text) != spec_text:  # kept encrypted with the server's key, for every relaunch
+        from arbitrage.store.sealed import seal
+
+        sealed = seal(spec_text)
     prepared = prepare_run(spec_name, facts, backend=backend, source=source, objective=objective,
                            max_failovers=max_failovers, check_backend=False, overrides=overrides,
                            spec_text=spec_text)
     check_team_budgets(principal.team, prepared.spec.tags, prepared.best.total_usd, prepared.now)
     try:
         run_id = record_run(prepared, backend, ledger, team=principal.team, submitted_by=principal.name,
-                            idempotency_key=idempotency_key, supervised_here=False)
+                            idempotency_key=idempotency_key, supervised_here=False, spec_sealed=sealed)
     except KeyTaken as taken:  # the same key submitted at the same moment by a retry
         return Submitted(run_summary(ledger, ledger.run(taken.run_id)), created=False)
     return Submitted(run_summary(ledger, ledger.run(run_id)), created=True)
@@ -1852,7 +1855,12 @@ def supervise_claimed(run_id: str, token: str, facts: Facts, options: RunOptions
     ledger = open_ledger()
     run = ledger.run(run_id)
     try:
-        spec = parse_jobspec_text(run.spec_text, facts, run.spec_path)
+        text = run.spec_text
+        if run.spec_sealed is not None:  # the job file with its secrets
+            from arbitrage.store.sealed import unseal
+
+            text = unseal(run.spec_sealed)
+        spec = parse_jobspec_text(text, facts, run.spec_path)
         chosen = backend or make_backend(run.backend)
     except GpuarbError as exc:  # it would fail the same way on every replica: end it, saying why
         ledger.record(run_id, EventKind.FAILED, utcnow(), f"the server cannot supervise this run: {exc}",

@@ -208,6 +208,7 @@ class RunRow:
     submitted_by: str | None = None
     idempotency_key: str | None = None
     supervisor_token: str | None = None
+    spec_sealed: str | None = None  # the job file with its secrets, encrypted (arbitrage/store/sealed.py)
 
     @property
     def terminal(self) -> bool:
@@ -281,7 +282,8 @@ class Ledger:
                    budget_hourly_usd: float | None, supervisor_pid: int | None = None,
                    supervisor_host: str | None = None, message: str = "",
                    planned_data: Mapping[str, Any] | None = None, team: str | None = None,
-                   submitted_by: str | None = None, idempotency_key: str | None = None) -> str:
+                   submitted_by: str | None = None, idempotency_key: str | None = None,
+                   spec_sealed: str | None = None) -> str:
         """Record a new run with its ranked placements (each a dict of PlacementRow fields but run_id/rank);
         ``planned_data`` is stored with the `planned` event (the runner's spot risk, launch/runner.py). A server
         run names its ``team`` and submitter; an ``idempotency_key`` the team already used raises KeyTaken with
@@ -298,7 +300,7 @@ class Ledger:
                     expected_total_micro_usd=_micro_or_none(best and best["expected_total_usd"]),
                     expected_hours=best and best["expected_hours"], supervisor_pid=supervisor_pid,
                     supervisor_host=supervisor_host, message=message, team=team, submitted_by=submitted_by,
-                    idempotency_key=idempotency_key))
+                    idempotency_key=idempotency_key, spec_sealed=spec_sealed))
                 if placements:
                     c.execute(T_PLACEMENTS.insert(), [_placement_values(run_id, rank, p)
                                                       for rank, p in enumerate(placements)])
@@ -468,7 +470,7 @@ class Ledger:
             heartbeat_at=parse_time(row["heartbeat_at"]), work_tokens=_number(row["work_tokens"], optional=True),
             work_tasks=_number(row["work_tasks"], optional=True),
             team=row["team"], submitted_by=row["submitted_by"], idempotency_key=row["idempotency_key"],
-            supervisor_token=row["supervisor_token"])
+            supervisor_token=row["supervisor_token"], spec_sealed=row["spec_sealed"])
 
     def _parsed_runs(self, rows: Sequence[Any]) -> list[RunRow]:
         tags = self._tags([r["id"] for r in rows])

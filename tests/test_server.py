@@ -165,9 +165,7 @@ def test_bad_submissions_are_one_line_errors_with_the_cli_exit_codes(server):
     cases = {"name: x\nresources: {accelerators: H10:8}\n": (400, 2, "H10"),
              "name: [unclosed\n": (400, 2, "job.yaml"),
              "name: x\nresources: {accelerators: H100:8}\narbitrage:\n  work: {gpu_hours: 64}\n"
-             "  budget: {max_total_usd: 1}\n": (402, 4, "over budget"),
-             "name: x\nresources: {accelerators: H100:8}\nsecrets: {HF_TOKEN: hf_abcdefghijklmnop}\n": (
-                 400, 2, "keeps no secret values")}
+             "  budget: {max_total_usd: 1}\n": (402, 4, "over budget")}
     for text, (status, code, words) in cases.items():
         answer = server.submit(spec=text)
         assert answer.status_code == status, answer.text
@@ -338,3 +336,55 @@ def test_the_openapi_schema_describes_the_api_and_needs_no_token(server):
             "/api/v1/whoami", "/api/v1/audit"} <= set(paths)
     assert not any(p.startswith(("/login", "/runs/", "/spend")) for p in paths)  # pages are not the API
     assert server.client.get("/api/v1/nothing-here", headers=server.h("ml-ci")).status_code == 404
+
+
+SECRET_JOB = (SMALL_JOB + "secrets:\n  HF_TOKEN: hf_q8WnTz3LkP0xYvR7sJm2AbCdEfGh\n"
+              "envs:\n  WANDB_API_KEY: 9f8e7d6c5b4a39281706f5e4d3c2b1a0\n")
+
+
+def test_secrets_in_a_job_file_are_sealed_and_a_worker_launches_with_them(server, monkeypatch):
+    from arbitrage.server.supervisor import SupervisorPool
+
+    monkeypatch.setenv("GPUARB_SECRET_KEY", "Lx4Qz1k2bE3nQh9cW0mVf6aYtR8pS5uDj7oKxGiHlNs=")
+    answer = server.submit(spec=SECRET_JOB)
+    assert answer.status_code == 201, answer.text
+    run_id = answer.json()["run"]["run_id"]
+    assert "hf_q8Wn" not in answer.text
+    engine = usecases.open_ledger().database.engine
+    with engine.connect() as conn:  # nowhere in the clear; the redacted copy says <redacted>
+        for table in sa.inspect(engine).get_table_names():
+            for row in conn.execute(sa.text(f"SELECT * FROM {table}")):
+                text = " ".join(str(v) for v in row)
+                assert "hf_q8WnTz3LkP0xYvR7sJm2AbCdEfGh" not in text and "9f8e7d6c5b4a3928" not in text, table
+    run = usecases.open_ledger().run(run_id)
+    assert run.spec_sealed and "<redacted>" in run.spec_text
+    pool = SupervisorPool(ServerConfig(backend_factory=lambda name: server.backend, poll_seconds=0.05,
+                                       heartbeat_seconds=0.2, stale_seconds=5.0), usecases.load_facts())
+    assert pool.claim_once() == [run_id]
+    deadline = time.monotonic() + 30
+    while not usecases.open_ledger().run(run_id).terminal and time.monotonic() < deadline:
+        time.sleep(0.05)
+    launched = server.backend.launched[-1].spec.task
+    assert launched["secrets"] == {"HF_TOKEN": "hf_q8WnTz3LkP0xYvR7sJm2AbCdEfGh"}
+    assert launched["envs"]["WANDB_API_KEY"] == "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+
+
+def test_a_sealed_job_file_under_another_key_fails_its_run_saying_why(server, monkeypatch):
+    from arbitrage.server.supervisor import SupervisorPool
+
+    monkeypatch.setenv("GPUARB_SECRET_KEY", "Lx4Qz1k2bE3nQh9cW0mVf6aYtR8pS5uDj7oKxGiHlNs=")
+    run_id = server.submit(spec=SECRET_JOB).json()["run"]["run_id"]
+    monkeypatch.setenv("GPUARB_SECRET_KEY", "bXlPc2Vjb25kS2V5Rm9yVGVzdHNPbmx5MTIzNDU2Nzg=")  # another key
+    pool = SupervisorPool(ServerConfig(backend_factory=lambda name: server.backend, poll_seconds=0.05,
+                                       heartbeat_seconds=0.2, stale_seconds=5.0), usecases.load_facts())
+    pool.claim_once()
+    deadline = time.monotonic() + 30
+    ledger = usecases.open_ledger()
+    while not ledger.run(run_id).terminal and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run = ledger.run(run_id)
+    assert run.state == RunState.FAILED and "does not open with this server's key" in run.message
+    assert server.backend.launched == []  # never launched with redacted secrets
+    monkeypatch.setenv("GPUARB_SECRET_KEY", "not a key")
+    refused = server.submit(spec=SECRET_JOB)
+    assert refused.status_code == 400 and "GPUARB_SECRET_KEY: not a key" in refused.json()["error"]["message"]

@@ -304,3 +304,22 @@ def test_the_spot_history_in_two_queries_is_what_the_per_run_readers_give(databa
         assert len(batched) == 2  # only the runs that had a spot placement
         later = NOW + timedelta(days=1)
         assert observations(batched, later) == observations(per_run, later)
+
+
+def test_a_sealed_job_file_opens_only_with_its_key_and_the_default_key_file_is_private(tmp_path, monkeypatch):
+    pytest.importorskip("cryptography")
+    from arbitrage.store import sealed
+
+    monkeypatch.delenv(sealed.ENV_KEY, raising=False)
+    monkeypatch.setenv("GPUARB_DATA_DIR", str(tmp_path / "data"))
+    text = "name: j\nsecrets:\n  HF_TOKEN: hf_abcdefghijklmnopqrstuvwx\n"
+    token = sealed.seal(text)
+    assert "hf_abc" not in token and sealed.unseal(token) == text
+    key_file = tmp_path / "data" / sealed.KEY_FILE
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert sealed.seal(text) != token and sealed.unseal(sealed.seal(text)) == text  # the same key file again
+    with pytest.raises(LedgerError, match="does not open with this server's key"):
+        sealed.unseal(token[:-4] + "AAAA")
+    monkeypatch.setenv(sealed.ENV_KEY, "bXlPc2Vjb25kS2V5Rm9yVGVzdHNPbmx5MTIzNDU2Nzg=")
+    with pytest.raises(LedgerError, match="does not open"):
+        sealed.unseal(token)  # sealed with the file's key, opened with another

@@ -30,7 +30,7 @@ from arbitrage.store import legacy
 
 ENV_URL = "GPUARB_DATABASE_URL"
 # Every revision in migrations/versions, oldest first; the last is the schema arbitrage.store.schema describes.
-REVISIONS = ("0001_baseline", "0002_exact_money_teams", "0003_accounts")
+REVISIONS = ("0001_baseline", "0002_exact_money_teams", "0003_accounts", "0004_sealed_specs")
 HEAD = REVISIONS[-1]
 _MIGRATION_LOCK = 7_325_182_611  # pg_advisory_xact_lock key: gpuarb's migrations
 _WRITE = "gpuarb_write"  # Connection.info flag: the next transaction writes (SQLite: BEGIN IMMEDIATE)

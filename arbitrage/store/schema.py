@@ -48,6 +48,9 @@ runs = sa.Table(
     sa.Column("team", sa.Text),
     sa.Column("submitted_by", sa.Text),
     sa.Column("idempotency_key", sa.Text),
+    # A server run's job file with its secrets, sealed with the server's key (arbitrage/store/sealed.py); the
+    # spec_text column keeps it with the secrets redacted.
+    sa.Column("spec_sealed", sa.Text),
 )
 sa.Index("runs_by_created", runs.c.created_at)
 sa.Index("runs_by_team_key", runs.c.team, runs.c.idempotency_key, unique=True)
