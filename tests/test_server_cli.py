@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +30,31 @@ JOB = ROOT / "jobspecs" / "llama3-8b-finetune.yaml"
 runner = CliRunner()
 
 
-@pytest.fixture
-def served(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("GPUARB_DATABASE_URL", database_url)
-    monkeypatch.setenv("GPUARB_DATA_DIR", str(tmp_path / "server-data"))
-    token = usecases.issue_token("ml", "github-ci", "ci").token
+@contextmanager
+def serving(config: ServerConfig) -> Iterator[str]:
+    """The server app under uvicorn on a loopback port, in a thread, for as long as the block runs; its URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ServerConfig(supervise=False)), host="127.0.0.1", port=port,
-                                           log_level="warning", ws="none"))
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning",
+                                           ws="none"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    yield {"GPUARB_SERVER": f"http://127.0.0.1:{port}", "GPUARB_TOKEN": token}, token
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def served(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("GPUARB_DATABASE_URL", database_url)
+    monkeypatch.setenv("GPUARB_DATA_DIR", str(tmp_path / "server-data"))
+    token = usecases.issue_token("ml", "github-ci", "ci").token
+    with serving(ServerConfig(supervise=False)) as url:
+        yield {"GPUARB_SERVER": url, "GPUARB_TOKEN": token}, token
 
 
 def cli(env: dict[str, str] | None, *args: str) -> Any:
@@ -145,17 +156,8 @@ def supervising(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
                                    [running, JobStatus(JobState.FAILED, message="exit 3: CUDA out of memory")]])
     config = ServerConfig(backend_factory=lambda name: backend, poll_seconds=0.05, heartbeat_seconds=0.5,
                           claim_seconds=0.05)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning",
-                                           ws="none"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield {"GPUARB_SERVER": f"http://127.0.0.1:{port}", "GPUARB_TOKEN": token}, backend
-    server.should_exit = True
-    thread.join(10)
+    with serving(config) as url:
+        yield {"GPUARB_SERVER": url, "GPUARB_TOKEN": token}, backend
 
 
 def test_run_without_detach_follows_the_server_run_to_its_end_and_exits_as_a_local_run_would(supervising):
