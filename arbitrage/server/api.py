@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -59,8 +59,7 @@ class ServerConfig:
     heartbeat_seconds: float = 10.0  # how often a supervised run's heartbeat is written
     stale_seconds: float = 60.0  # a run whose heartbeat is this old has lost its worker: another one claims it
     backend_factory: Callable[[str], Any] | None = None  # tests: a backend by name (default: the registry)
-    facts: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    facts: Any = None  # the fact tables (default: the bundled ones, loaded at start)
 
 
 class SpecBody(BaseModel):
@@ -325,7 +324,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         return pages.login_page()
 
     @api.post("/login", include_in_schema=False)
-    def login(token: Annotated[str, Form()]) -> Response:
+    def login(request: Request, token: Annotated[str, Form()]) -> Response:
         from arbitrage.server import pages
 
         try:
@@ -333,7 +332,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         except AuthError as exc:
             return HTMLResponse(pages.login_page(str(exc)), status_code=401)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", max_age=8 * 3600)
+        # HttpOnly (no script reads it), SameSite=Strict (no other site's form posts with it), Secure behind TLS.
+        response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", max_age=8 * 3600,
+                            secure=request.url.scheme == "https")
         return response
 
     @api.post("/logout", include_in_schema=False)
