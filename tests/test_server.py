@@ -122,6 +122,22 @@ def test_a_team_sees_and_stops_only_its_own_runs(server):
     by_name = server.client.get("/api/v1/runs/smoke-l4", headers=server.h("infra-member")).json()
     assert by_name["run_id"] == infra  # a name resolves within the team only
     assert usecases.open_ledger().run(infra).state == RunState.PLANNED  # untouched by ml's attempts
+    # every other endpoint answers a token with its own team's data only
+    ledger = usecases.open_ledger()
+    for run_id in (ml, infra):  # both ran an hour, so both have spend and FOCUS rows
+        started = usecases.utcnow() - timedelta(hours=1)
+        n = ledger.start_attempt(run_id, 0, lambda k, r=run_id: f"gpuarb-{r}-a{k}", started)
+        ledger.attempt_launched(run_id, n, {"backend": "skypilot", "cluster_name": f"c-{run_id}", "job_id": "1"},
+                                started, "up")
+    assert server.client.put("/api/v1/budgets", headers=server.h("ml-admin"), json={"monthly_usd": 500}).status_code \
+        == 200
+    for path in ("/api/v1/spend?by=name&format=json", "/api/v1/export/focus?format=csv", "/api/v1/budgets",
+                 "/api/v1/audit", "/api/v1/runs", "/api/v1/whoami"):
+        seen = server.client.get(path, headers=server.h("infra-admin"))
+        assert seen.status_code == 200, (path, seen.text)
+        assert ml not in seen.text and '"team": "ml"' not in seen.text and "team ml" not in seen.text, path
+    focus = server.client.get("/api/v1/export/focus?format=csv", headers=server.h("infra-admin")).json()
+    assert focus["count"] > 0 and infra in focus["text"]
 
 
 def test_roles_decide_who_may_stop_and_who_may_set_budgets(server):
