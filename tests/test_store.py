@@ -323,3 +323,27 @@ def test_a_sealed_job_file_opens_only_with_its_key_and_the_default_key_file_is_p
     monkeypatch.setenv(sealed.ENV_KEY, "bXlPc2Vjb25kS2V5Rm9yVGVzdHNPbmx5MTIzNDU2Nzg=")
     with pytest.raises(LedgerError, match="does not open"):
         sealed.unseal(token)  # sealed with the file's key, opened with another
+
+
+def test_many_threads_opening_one_sqlite_ledger_at_once_never_fail(tmp_path):
+    errors: list[BaseException] = []
+
+    def opener(path: Path, barrier: threading.Barrier) -> None:
+        try:
+            barrier.wait()
+            for _ in range(15):  # each open checks the -wal/-shm files that other connections create and remove
+                with L.Ledger.open(path) as ledger:
+                    _run(ledger)
+                    ledger.runs(limit=1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    for round_ in range(6):  # fresh files: the first connections are the ones racing
+        path = tmp_path / f"ledger-{round_}.sqlite3"
+        barrier = threading.Barrier(6)
+        threads = [threading.Thread(target=opener, args=(path, barrier)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

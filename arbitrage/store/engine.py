@@ -94,9 +94,12 @@ def _sqlite_engine(path: Path) -> sa.Engine:
     # and -shm files the same mode.
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        info = part.stat() if part.exists() else None
-        if info is not None and info.st_uid == os.getuid() and info.st_mode & 0o077:
-            part.chmod(0o600)
+        try:  # the -wal and -shm files come and go as other connections close: gone is fine
+            info = part.stat()
+            if info.st_uid == os.getuid() and info.st_mode & 0o077:
+                part.chmod(0o600)
+        except FileNotFoundError:
+            continue
     # NullPool: a connection per use, so nothing holds a file that a test (or a user) replaced underneath.
     engine = sa.create_engine(f"sqlite:///{path}", poolclass=NullPool,
                               connect_args={"timeout": 30, "check_same_thread": False})
@@ -105,7 +108,7 @@ def _sqlite_engine(path: Path) -> sa.Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # transactions are begun below, not by the driver
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -115,6 +118,24 @@ def _sqlite_engine(path: Path) -> sa.Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop(_WRITE, False) else "BEGIN")
 
     return engine
+
+
+def _wal(cursor: Any) -> None:
+    """Put the file in WAL mode (it stays so): only a new file needs it, and a connection that finds another one
+    switching it at that moment waits and tries again (that switch takes no busy timeout)."""
+    import sqlite3
+    import time
+
+    for attempt in range(100):
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
 
 
 def _postgres_engine(url: sa.URL) -> sa.Engine:
