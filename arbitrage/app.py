@@ -682,6 +682,12 @@ def _aws_spot_candidates(spec: JobSpec, offers: Sequence[Offer],
     return [(t, tuple(sorted(r)), spec.num_nodes) for t, r in sorted(regions.items())]
 
 
+def plan_command_verdict(result: Plan) -> GpuarbError | None:
+    """The error `gpuarb plan` ends with (locally or through the team server), None when there is a best plan."""
+    return plan_verdict(result, over_budget="best plan is over budget: {total} expected, {hourly}/h",
+                        infeasible="no feasible placement (see the rejection reasons)")
+
+
 def plan_verdict(result: Plan, *, over_budget: str, infeasible: str) -> GpuarbError | None:
     """The error a plan without a best placement ends with (None when there is one); messages given by the caller.
 
@@ -1642,38 +1648,49 @@ class BudgetBurn:
 
 def budget_burn(ledger: Ledger, team: str, tag: tuple[str, str] | None, cap_usd: float,
                 now: datetime) -> BudgetBurn:
-    """What the team's runs (with ``tag``, when given) cost in ``now``'s month: compute clipped to the month, plus
-    the egress of runs created in it."""
+    """What the team's runs (with ``tag``, when given) cost in ``now``'s month so far, day by day (see
+    ``_window_spend``)."""
     from datetime import timedelta
 
-    from arbitrage.billing import spent_between_micro
     from arbitrage.money import usd
 
     month, start, following = month_window(now)
-    runs = [r for r in ledger.runs(team=team, tags=dict([tag]) if tag else None)
-            if r.ended_at is None or r.ended_at >= start]
-    priced = [(r, {p.rank: p for p in ledger.placements(r.id)}, ledger.attempts(r.id)) for r in runs]
+    priced = _priced_runs(ledger, ledger.runs(team=team, tags=dict([tag]) if tag else None), start)
     days: list[tuple[str, float]] = []
     day = start
     while day < following and day <= now:
-        end = min(day + timedelta(days=1), now)
-        total = 0
-        for run, placements, attempts in priced:
-            total += spent_between_micro(attempts, placements, start, end, now)
-            if start <= run.created_at < end:
-                total += ledger_egress_micro(run)
-        days.append((f"{day:%Y-%m-%d}", usd(total)))
+        days.append((f"{day:%Y-%m-%d}", usd(_window_spend(priced, start, min(day + timedelta(days=1), now),
+                                                          now)[0])))
         day += timedelta(days=1)
     spent = days[-1][1] if days else 0.0
-    live = tuple(r.id for r in runs if not r.terminal)
+    live = tuple(run.id for run, _, _ in priced if not run.terminal)
     return BudgetBurn(team, tag, month, cap_usd, spent, tuple(days), (following - start).days, live)
 
 
-def ledger_egress_micro(run: RunRow) -> int:
-    """The egress charged to a run, in micro-USD."""
+PricedRun = tuple["RunRow", dict[int, Any], list[Any]]  # a run, its placements by rank, its attempts
+
+
+def _priced_runs(ledger: Ledger, runs: Sequence[RunRow], since: datetime) -> list[PricedRun]:
+    """The runs that may have cost something since ``since`` (live, or ended after it), with what bills them."""
+    return [(r, {p.rank: p for p in ledger.placements(r.id)}, ledger.attempts(r.id)) for r in runs
+            if r.ended_at is None or r.ended_at >= since]
+
+
+def _window_spend(priced: Sequence[PricedRun], start: datetime, end: datetime, now: datetime) -> tuple[int, int]:
+    """What runs cost in [start, end), in micro-USD, and how many cost something or were created then: compute
+    clipped to the window (billing.spent_between_micro) plus the egress of the runs created in it."""
+    from arbitrage.billing import spent_between_micro
     from arbitrage.money import micro
 
-    return micro(run.egress_in_usd) + micro(run.egress_out_usd)
+    total = count = 0
+    for run, placements, attempts in priced:
+        created_here = start <= run.created_at < end
+        part = spent_between_micro(attempts, placements, start, end, now)
+        if created_here:
+            part += micro(run.egress_in_usd) + micro(run.egress_out_usd)
+        count += bool(part or created_here)
+        total += part
+    return total, count
 
 
 def team_budgets(team: str | None, now: datetime | None = None) -> list[BudgetBurn]:
@@ -1731,7 +1748,7 @@ def enforce_team_budgets(now: datetime | None = None, post: Callable[[str, dict[
     """The server's budget breaker: for every cap, alert the team's webhook once per threshold per month
     (claimed in the database, so two replicas send each alert once), and at 100% stop the team's live runs
     under it (their supervisors tear the clusters down)."""
-    from arbitrage.money import format_amount
+    from arbitrage.money import format_amount, micro
     from arbitrage.runstate import EventKind, RunState
 
     moment = now or utcnow()
@@ -1745,7 +1762,7 @@ def enforce_team_budgets(now: datetime | None = None, post: Callable[[str, dict[
             alerts: list[tuple[int, str]] = []
             for threshold in BUDGET_THRESHOLDS:
                 if burn.percent < threshold or not accounts.claim_alert(
-                        b.team, b.tag, burn.month, threshold, _micro(burn.spent_usd), moment):
+                        b.team, b.tag, burn.month, threshold, micro(burn.spent_usd), moment):
                     continue
                 text = (f"gpuarb: {burn.label} has spent {format_amount(burn.spent_usd)} of its "
                         f"{format_amount(burn.cap_usd)} cap for {burn.month} ({burn.percent:.0f}%)"
@@ -1772,12 +1789,6 @@ def enforce_team_budgets(now: datetime | None = None, post: Callable[[str, dict[
                         stopped.append(run_id)
             actions.append(BudgetAction(burn, tuple(alerts), tuple(stopped)))
     return actions
-
-
-def _micro(amount: float) -> int:
-    from arbitrage.money import micro
-
-    return micro(amount)
 
 
 def post_webhook(url: str, payload: dict[str, Any]) -> None:
@@ -1833,16 +1844,6 @@ def _check_key(key: str) -> None:
         raise UsageError("Idempotency-Key: 1-200 printable characters without spaces (e.g. the CI run id)")
 
 
-def team_run(ledger: Ledger, team: str, ref: str) -> RunRow:
-    """The team's run a request names (by id or name); another team's run is 'no run', as if it did not exist."""
-    from arbitrage.errors import LedgerError
-
-    run = find_run(ledger, ref, team=team)
-    if run.team != team:
-        raise LedgerError(f"no run with id or name {ref[:80]!r} (see `gpuarb history`)")
-    return run
-
-
 def supervise_claimed(run_id: str, token: str, facts: Facts, options: RunOptions, *,
                       backend: Backend | None = None, say: Say = _quiet) -> str:
     """A server worker's supervision of a run it claimed (Ledger.claim_supervision): the run's lifecycle from
@@ -1882,8 +1883,7 @@ def plan_text(spec_text: str, spec_name: str, facts: Facts, *, objective: Object
     strict_source(source, strict)
     spec = parse_jobspec_text(spec_text, facts, where=spec_name, now=moment)
     outcome = plan_spec(spec, facts, source=source, objective=objective, now=moment, strict=strict)
-    verdict = plan_verdict(outcome.plan, over_budget="best plan is over budget: {total} expected, {hourly}/h",
-                           infeasible="no feasible placement (see the rejection reasons)")
+    verdict = plan_command_verdict(outcome.plan)
     if fmt == "json":
         return render.plan_json(outcome.plan, top, outcome.now, outcome.catalog) + "\n", verdict
     return render.plan_text(outcome.plan, top, outcome.catalog, wide) + "\n", verdict
@@ -1894,14 +1894,9 @@ def price_list_record(facts: Facts, *, gpus: Sequence[str] = (), count: int | No
     """The document `gpuarb prices --format json` prints, for the server (its price page and API)."""
     import json
 
-    from arbitrage import render
-    from arbitrage.params import canonical_gpus
-
-    found = find_prices(facts, gpus=canonical_gpus(list(gpus), facts), count=count, spot=spot)
-    doc: dict[str, Any] = json.loads(render.prices_json(found.offers[:limit], len(found.offers), found.now,
-                                                        found.stale_days))
-    doc["empty_reason"] = found.empty.reason if found.empty else None
-    return doc
+    text, _ = price_output(facts, gpus=gpus, count=count, spot=spot, limit=limit, fmt="json")
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 def price_output(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = None, spot: bool | None = None,
@@ -1919,31 +1914,21 @@ def price_output(facts: Facts, *, gpus: Sequence[str] = (), count: int | None = 
 
 
 def team_monthly_spend(team: str, months: int = 6, now: datetime | None = None) -> list[dict[str, Any]]:
-    """A team's spend per calendar month (UTC), the last ``months`` months, oldest first: compute clipped to each
-    month plus the egress of the runs created in it."""
-    from arbitrage.billing import spent_between_micro
+    """A team's spend per calendar month (UTC), the last ``months`` months, oldest first (see ``_window_spend``)."""
     from arbitrage.money import usd
 
     moment = now or utcnow()
-    ledger = open_ledger()
-    runs = ledger.runs(team=team)
-    priced = [(r, {p.rank: p for p in ledger.placements(r.id)}, ledger.attempts(r.id)) for r in runs]
     windows = []
     label, start, following = month_window(moment)
     for _ in range(months):
         windows.append((label, start, following))
         previous = start.replace(year=start.year - (start.month == 1), month=(start.month - 2) % 12 + 1)
         label, start, following = f"{previous:%Y-%m}", previous, start
+    ledger = open_ledger()
+    priced = _priced_runs(ledger, ledger.runs(team=team), windows[-1][1])
     out = []
     for label, start, following in reversed(windows):
-        total, count = 0, 0
-        for run, placements, attempts in priced:
-            part = spent_between_micro(attempts, placements, start, following, moment)
-            if start <= run.created_at < following:
-                part += ledger_egress_micro(run)
-            if part or start <= run.created_at < following:
-                count += 1
-            total += part
+        total, count = _window_spend(priced, start, following, moment)
         out.append({"team": team, "month": label, "spent_usd": usd(total), "runs": count})
     return out
 

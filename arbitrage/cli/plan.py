@@ -79,8 +79,7 @@ def plan(
         typer.echo(render.plan_json(outcome.plan, top, outcome.now, outcome.catalog))
     else:
         typer.echo(render.plan_text(outcome.plan, top, outcome.catalog, wide))
-    verdict = usecases.plan_verdict(outcome.plan, over_budget="best plan is over budget: {total} expected, {hourly}/h",
-                                    infeasible="no feasible placement (see the rejection reasons)")
+    verdict = usecases.plan_command_verdict(outcome.plan)
     if verdict is not None:
         raise verdict
 

@@ -236,12 +236,12 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     @api.get(f"{API}/runs/{{ref}}")
     def run(ref: str, who: Who) -> dict[str, Any]:
         ledger = usecases.open_ledger()
-        return usecases.run_summary(ledger, usecases.team_run(ledger, who.team, ref), detail=True)
+        return usecases.run_summary(ledger, usecases.find_run(ledger, ref, team=who.team), detail=True)
 
     @api.post(f"{API}/runs/{{ref}}/stop")
     def stop(ref: str, who: Who) -> dict[str, Any]:
         ledger = usecases.open_ledger()
-        target = usecases.team_run(ledger, who.team, ref)
+        target = usecases.find_run(ledger, ref, team=who.team)
         _may_stop(who, target)
         stopped = usecases.stop_run(target.id, team=who.team, by=f"{who.name} (team {who.team})")
         return {"run_id": stopped.run_id, "state": stopped.state, "torn_down": stopped.torn_down}
@@ -355,7 +355,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         from arbitrage.server import pages
 
         ledger = usecases.open_ledger()
-        return pages.run_page(_who(who), usecases.run_summary(ledger, usecases.team_run(ledger, who.team, ref),
+        return pages.run_page(_who(who), usecases.run_summary(ledger, usecases.find_run(ledger, ref, team=who.team),
                                                               detail=True))
 
     @api.post("/runs/{ref}/stop", include_in_schema=False)
