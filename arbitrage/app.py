@@ -1655,7 +1655,7 @@ def budget_burn(ledger: Ledger, team: str, tag: tuple[str, str] | None, cap_usd:
     from arbitrage.money import usd
 
     month, start, following = month_window(now)
-    priced = _priced_runs(ledger, ledger.runs(team=team, tags=dict([tag]) if tag else None), start)
+    priced = _priced_runs(ledger, team, dict([tag]) if tag else None, start)
     days: list[tuple[str, float]] = []
     day = start
     while day < following and day <= now:
@@ -1670,10 +1670,11 @@ def budget_burn(ledger: Ledger, team: str, tag: tuple[str, str] | None, cap_usd:
 PricedRun = tuple["RunRow", dict[int, Any], list[Any]]  # a run, its placements by rank, its attempts
 
 
-def _priced_runs(ledger: Ledger, runs: Sequence[RunRow], since: datetime) -> list[PricedRun]:
-    """The runs that may have cost something since ``since`` (live, or ended after it), with what bills them."""
-    return [(r, {p.rank: p for p in ledger.placements(r.id)}, ledger.attempts(r.id)) for r in runs
-            if r.ended_at is None or r.ended_at >= since]
+def _priced_runs(ledger: Ledger, team: str, tags: Mapping[str, str] | None, since: datetime) -> list[PricedRun]:
+    """The team's runs (with ``tags``) that may have cost something since ``since`` (live, or ended then or later:
+    selected in the database, not among all the team ever ran), with what bills them."""
+    return [(r, {p.rank: p for p in ledger.placements(r.id)}, ledger.attempts(r.id))
+            for r in ledger.runs(team=team, tags=tags, live_since=since)]
 
 
 def _window_spend(priced: Sequence[PricedRun], start: datetime, end: datetime, now: datetime) -> tuple[int, int]:
@@ -1925,7 +1926,7 @@ def team_monthly_spend(team: str, months: int = 6, now: datetime | None = None) 
         previous = start.replace(year=start.year - (start.month == 1), month=(start.month - 2) % 12 + 1)
         label, start, following = f"{previous:%Y-%m}", previous, start
     ledger = open_ledger()
-    priced = _priced_runs(ledger, ledger.runs(team=team), windows[-1][1])
+    priced = _priced_runs(ledger, team, None, windows[-1][1])
     out = []
     for label, start, following in reversed(windows):
         total, count = _window_spend(priced, start, following, moment)

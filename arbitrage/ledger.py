@@ -525,11 +525,15 @@ class Ledger:
 
     def runs(self, *, since: datetime | None = None, tags: Mapping[str, str] | None = None,
              states: frozenset[RunState] | None = None, limit: int | None = None,
-             team: str | None = None, before: datetime | None = None) -> list[RunRow]:
+             team: str | None = None, before: datetime | None = None,
+             live_since: datetime | None = None) -> list[RunRow]:
         """Runs newest first, filtered by creation time (``since`` <= created < ``before``), exact tag matches,
-        state and team."""
+        state, team, and ``live_since``: still going, or ended at or after that time (what can have cost
+        something since then)."""
         r = T_RUNS.c
         query = sa.select(T_RUNS)
+        if live_since is not None:
+            query = query.where(sa.or_(r.ended_at.is_(None), r.ended_at >= _iso(live_since)))
         if since is not None:
             query = query.where(r.created_at >= _iso(since))
         if before is not None:

@@ -347,3 +347,13 @@ def test_many_threads_opening_one_sqlite_ledger_at_once_never_fail(tmp_path):
         for t in threads:
             t.join()
     assert errors == []
+
+
+def test_runs_live_since_a_time_are_those_still_going_or_ended_then_or_later(database_url):
+    with L.Ledger.open(database_url) as ledger:
+        old, recent, going = (_run(ledger, team="ml", now=NOW + timedelta(hours=i)) for i in range(3))
+        ledger.record(old, EventKind.FINISHED, NOW + timedelta(hours=1), "done", state=RunState.SUCCEEDED)
+        ledger.record(recent, EventKind.FINISHED, NOW + timedelta(hours=5), "done", state=RunState.SUCCEEDED)
+        cutoff = NOW + timedelta(hours=4)
+        assert {r.id for r in ledger.runs(team="ml", live_since=cutoff)} == {recent, going}
+        assert {r.id for r in ledger.runs(live_since=NOW + timedelta(hours=5))} == {recent, going}  # at it: kept
