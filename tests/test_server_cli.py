@@ -112,6 +112,9 @@ def test_a_run_submitted_through_the_server_is_read_listed_and_stopped_through_i
     assert "from team ml" in focus.stderr
     missing = cli(env, "status", "20991231-000000-abcdef")
     assert missing.exit_code == 1 and "no run" in missing.stderr
+    # the server's database is not the client's business: its file (or URL, naming host and user) is not shown
+    assert "in the team server's ledger" in missing.stderr and "ledger.sqlite3" not in missing.stderr
+    assert "postgresql" not in missing.stderr
 
 
 def test_a_refused_token_and_a_missing_server_are_one_line_errors(served):

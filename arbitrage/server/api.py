@@ -96,12 +96,16 @@ def _status_of(error: GpuarbError) -> int:
     return next((code for cls, code in _STATUS if isinstance(error, cls)), 500)
 
 
-def error_body(error: GpuarbError) -> dict[str, Any]:
-    """What a client is told of an error: its kind, one line (anything shaped like a token cut to its id), and the
-    CLI's exit code for it."""
+def error_body(error: GpuarbError, ledger_where: str = "") -> dict[str, Any]:
+    """What a client is told of an error: its kind, one line, and the CLI's exit code for it. Anything shaped like
+    a token is cut to its id, and the server's database (``ledger_where``: its file, or its URL naming host and
+    user) is called "the team server's ledger"."""
     from arbitrage.accounts import redact
 
-    return {"error": {"type": type(error).__name__, "message": redact(str(error)), "exit_code": error.exit_code}}
+    message = redact(str(error))
+    if ledger_where:
+        message = message.replace(ledger_where, "the team server's ledger")
+    return {"error": {"type": type(error).__name__, "message": message, "exit_code": error.exit_code}}
 
 
 def _bearer(request: Request) -> str | None:
@@ -158,6 +162,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     settings = config or ServerConfig()
     facts = settings.facts or usecases.load_facts()
+    ledger_where = str(usecases.open_ledger().path)  # opening it migrates it, before the first request
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Iterator[None]:  # type: ignore[misc]
@@ -185,11 +190,10 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
             if status == 401:
                 return RedirectResponse("/login", status_code=303)
-            from arbitrage.accounts import redact
-
-            return HTMLResponse(pages.error_page(_who_record(request), status, redact(str(exc))), status_code=status)
+            message = error_body(exc, ledger_where)["error"]["message"]
+            return HTMLResponse(pages.error_page(_who_record(request), status, message), status_code=status)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(error_body(exc), status_code=status, headers=headers)
+        return JSONResponse(error_body(exc, ledger_where), status_code=status, headers=headers)
 
     @api.middleware("http")
     async def _audit(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -213,7 +217,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         text, verdict = usecases.plan_text(body.spec_text, body.spec_name, facts, objective=_objective(body),
                                            source=_source(body.source), top=body.top, fmt=fmt, wide=body.wide,
                                            strict=body.strict)
-        return {"text": text, "error": None if verdict is None else error_body(verdict)["error"]}
+        return {"text": text, "error": None if verdict is None else error_body(verdict, ledger_where)["error"]}
 
     @api.post(f"{API}/runs")
     def submit(body: SpecBody, who: Who, response: Response,
@@ -299,7 +303,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             facts, gpus=list(gpu), count=count, spot=spot, providers=list(provider), regions=list(region),
             source=_source(source), strict=strict, limit=limit, quarantined=quarantined,
             fmt=_choice(format, ("table", "json", "csv", "markdown"), "format"))
-        return {"text": text, "error": None if error is None else error_body(error)["error"]}
+        return {"text": text, "error": None if error is None else error_body(error, ledger_where)["error"]}
 
     @api.get(f"{API}/budgets")
     def budgets(who: Who) -> dict[str, Any]:
