@@ -138,9 +138,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         from arbitrage.store import engine as store_engine
 
         store_engine.dispose(url)
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(admin, name)
         admin.dispose()
+
+
+def _drop_database(admin: Any, name: str) -> None:
+    """Drop a test database. WITH (FORCE) ends our own leftover connections, but PostgreSQL refuses it when an
+    autovacuum worker (a superuser process) is in the new database and the role may not signal it; plain DROP
+    DATABASE stops autovacuum itself, so that is the way round."""
+    import sqlalchemy as sa
+
+    with admin.connect() as conn:
+        try:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except sa.exc.ProgrammingError:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 # -- processes and servers the end-to-end tests start ----------------------------------------------------------

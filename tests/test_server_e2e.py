@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, _postgres_database, free_port, gpuarb_process, local_cpu_job, wait_for
+from conftest import ROOT, _drop_database, _postgres_database, free_port, gpuarb_process, local_cpu_job, wait_for
 
 pytestmark = pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("ray", "aiohttp", "torch", "fastapi", "uvicorn")),
@@ -55,8 +55,7 @@ def server_database(tmp_path: Path):
     try:
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(admin, name)
         admin.dispose()
 
 
